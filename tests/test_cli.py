@@ -1,0 +1,103 @@
+"""The `wordspace` command line: help, import/export/models, one-line user errors."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from embeddings import store
+from embeddings.cli import build_parser, main
+from embeddings.formats import export_embeddings
+from embeddings.vectors import Embeddings
+
+
+def run(*args):
+    """Run the real console entry point in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "embeddings.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _subcommand_paths(parser, prefix=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield prefix + (name,)
+                yield from _subcommand_paths(sub, prefix + (name,))
+
+
+def test_every_subcommand_has_help(capsys):
+    paths = list(_subcommand_paths(build_parser()))
+    assert ("corpus", "prepare") in paths and ("import",) in paths and ("models",) in paths
+    for path in paths:
+        with pytest.raises(SystemExit) as exit_info:
+            main([*path, "--help"])
+        assert exit_info.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: wordspace " + " ".join(path)), path
+
+
+def test_import_export_models_round_trip(tmp_path, capsys):
+    emb = Embeddings(["a", "b", "c"], np.arange(6, dtype=np.float32).reshape(3, 2) / 7)
+    src = export_embeddings(emb, tmp_path / "in.txt", "word2vec")
+    models = tmp_path / "models"
+    assert main(["import", str(src), "--format", "word2vec", "--name", "small", "--models", str(models)]) == 0
+    assert main(["models", "--models", str(models)]) == 0
+    out = capsys.readouterr().out
+    assert "small" in out and "imported" in out
+    assert main(["export", "small", "--format", "glove", "--out", str(tmp_path / "out.txt"),
+                 "--models", str(models)]) == 0
+    lines = (tmp_path / "out.txt").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["a", "b", "c"]
+    np.testing.assert_array_equal(store.load_model(models, "small").vectors, emb.vectors)
+
+
+def test_models_dir_from_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORDSPACE_MODELS", str(tmp_path / "envmodels"))
+    store.save_model(tmp_path / "envmodels", "m", Embeddings(["x"], np.ones((1, 2))))
+    assert main(["models"]) == 0
+    assert "m " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["export", "nosuch", "--format", "glove", "--out", "x"], "no model named 'nosuch'"),
+        (["import", "missing.txt", "--format", "glove", "--name", "m"], "no such file"),
+        (["import", "in.txt", "--format", "glove", "--name", "../evil"], "invalid model name"),
+        (["import", "in.txt"], "needs --format and --name"),
+        (["corpus", "prepare", "empty.txt", "--out", "prep"], "empty"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
+    (tmp_path / "in.txt").write_text("a 1 2\n")
+    (tmp_path / "empty.txt").write_text("...\n")
+    result = subprocess.run([sys.executable, "-m", "embeddings.cli", *args, "--models", str(tmp_path / "m")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path.cwd())})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    # A progress bar may have drawn and cleared itself with carriage returns before the error.
+    lines = result.stderr.split("\r")[-1].strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("wordspace: error:") and message in lines[0], result.stderr
+
+
+def test_import_glove_6b_50d(tmp_path):
+    result = run("import", "glove-6b-50d", "--models", tmp_path)
+    assert result.returncode == 0, result.stderr
+    emb = store.load_model(tmp_path, "glove-6b-50d")
+    assert (len(emb), emb.dim) == (400_000, 50)
+    assert emb.words[:4] == ("the", ",", ".", "of")
+    assert emb.similarity("king", "queen") > emb.similarity("king", "carrot")
+
+
+def test_corpus_sample_and_prepare(tmp_path):
+    assert run("corpus", "sample", "--out", tmp_path / "s.txt").returncode == 0
+    result = run("corpus", "prepare", tmp_path / "s.txt", "--out", tmp_path / "prep")
+    assert result.returncode == 0, result.stderr
+    assert "tokens" in result.stdout
+    first = (tmp_path / "prep" / "corpus.txt").read_text(encoding="utf-8").split("\n", 1)[0]
+    assert first.startswith("anarchism is a political philosophy")
