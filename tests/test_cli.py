@@ -80,8 +80,9 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
                             env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path.cwd())})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    # A progress bar may have drawn and cleared itself with carriage returns before the error.
-    lines = result.stderr.split("\r")[-1].strip().splitlines()
+    # A progress bar may have drawn (and cleared) itself before the error: ignore its lines.
+    lines = [line for line in result.stderr.replace("\r", "\n").splitlines()
+             if line.strip() and "%|" not in line]
     assert len(lines) == 1 and lines[0].startswith("wordspace: error:") and message in lines[0], result.stderr
 
 
