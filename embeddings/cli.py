@@ -81,7 +81,7 @@ def _cmd_import(args: argparse.Namespace) -> None:
             raise UserError("importing a file needs --format and --name")
         store.validate_name(args.name)
         name = args.name
-        emb = import_embeddings(args.file, args.format, limit=args.limit)
+        emb = import_embeddings(args.file, args.format, limit=args.limit, progress=True)
     path = store.save_model(models_dir(args), name, emb)
     print(f"imported {len(emb)} words x {emb.dim} dims as model {name!r} ({path})")
 

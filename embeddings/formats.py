@@ -59,13 +59,17 @@ def _parse_header(line: str, path: Path) -> tuple[int, int]:
     return count, dim
 
 
-def _read_text(path: Path, header: bool, limit: int | None) -> tuple[list[str], np.ndarray]:
+def _read_text(path: Path, header: bool, limit: int | None, progress: bool) -> tuple[list[str], np.ndarray]:
+    from tqdm import tqdm
+
     words: list[str] = []
     rows: list[np.ndarray] = []
     dim = None
     count = None
-    with open_text(path) as handle:
+    with open_text(path) as handle, tqdm(desc="import", unit=" vectors", disable=not progress,
+                                         leave=False) as bar:
         for lineno, line in enumerate(handle, 1):
+            bar.update()
             if header and lineno == 1:
                 count, dim = _parse_header(line, path)
                 continue
@@ -127,7 +131,8 @@ def _read_binary(path: Path, limit: int | None) -> tuple[list[str], np.ndarray]:
 
 
 def import_embeddings(
-    path: str | os.PathLike, fmt: str, limit: int | None = None, meta: dict | None = None
+    path: str | os.PathLike, fmt: str, limit: int | None = None, meta: dict | None = None,
+    progress: bool = False,
 ) -> Embeddings:
     """Read a word2vec text/binary or GloVe text file into an `Embeddings`.
 
@@ -141,7 +146,7 @@ def import_embeddings(
     if fmt == "word2vec-bin":
         words, vectors = _read_binary(path, limit)
     else:
-        words, vectors = _read_text(path, header=fmt == "word2vec", limit=limit)
+        words, vectors = _read_text(path, header=fmt == "word2vec", limit=limit, progress=progress)
     info = {"method": "imported", "format": fmt, "source": str(path)}
     info.update(meta or {})
     return Embeddings(words, vectors, None, info)
