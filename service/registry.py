@@ -1,0 +1,161 @@
+"""The served models: each loaded `Embeddings` with its index (and contextual encoder),
+or the reason it failed. One immutable snapshot, replaced by one reference swap.
+
+Loading never stops at a broken model: a corrupt or truncated model is recorded
+as failed with its reason and the others serve. `reload()` builds a whole new
+snapshot on the side and swaps it in; requests already holding the old
+snapshot finish on it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from embeddings import store
+from embeddings.vectors import Embeddings
+
+from .index import IndexReport, WordIndex, load_or_build
+
+log = logging.getLogger("wordspace.service")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to answer queries (read-only while served)."""
+
+    name: str
+    path: Path
+    meta: Mapping[str, Any]
+    index: WordIndex
+    index_report: IndexReport
+    contextual: Any = None  # a ContextualModel for contextual models, else None
+
+    @property
+    def emb(self) -> Embeddings:
+        return self.index.emb
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What is served right now: loaded models, failures (name -> reason), names still loading."""
+
+    models: Mapping[str, LoadedModel] = field(default_factory=dict)
+    failed: Mapping[str, str] = field(default_factory=dict)
+    loading: frozenset[str] = frozenset()
+    configured: tuple[str, ...] = ()
+
+    @property
+    def ready(self) -> bool:
+        """Every configured model and its index is loaded."""
+        return not self.loading and not self.failed
+
+
+class ModelUnavailable(Exception):
+    """The model exists in the configuration but is loading or failed."""
+
+    def __init__(self, name: str, state: str, reason: str | None = None) -> None:
+        super().__init__(reason or state)
+        self.name, self.state, self.reason = name, state, reason
+
+
+def _contextual_module():
+    try:
+        from embeddings import contextual
+    except ModuleNotFoundError as exc:
+        if exc.name != "embeddings.contextual":
+            raise
+        return None
+    return contextual
+
+
+def is_contextual(meta: Mapping[str, Any]) -> bool:
+    """Whether a model's meta says it has a contextual encoder (per embeddings.contextual)."""
+    module = _contextual_module()
+    return bool(module is not None and module.is_contextual(dict(meta)))
+
+
+class Registry:
+    """Loads the configured models and serves immutable snapshots of them."""
+
+    def __init__(self, models_dir: Path, names: list[str] | None, settings: Mapping[str, Any]) -> None:
+        self.models_dir = Path(models_dir)
+        self.names = names
+        self.settings = dict(settings)
+        self._snapshot = Snapshot()
+        self._reload_lock = threading.Lock()
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The current snapshot (one atomic reference read)."""
+        return self._snapshot
+
+    def get(self, name: str) -> LoadedModel:
+        """The loaded model `name`; `KeyError` if unknown, `ModelUnavailable` if loading/failed."""
+        snap = self._snapshot
+        if name in snap.models:
+            return snap.models[name]
+        if name in snap.failed:
+            raise ModelUnavailable(name, "failed", snap.failed[name])
+        if name in snap.loading:
+            raise ModelUnavailable(name, "loading")
+        raise KeyError(name)
+
+    def configured_names(self) -> list[str]:
+        """The names to serve: the configured list, or every model in the directory."""
+        if self.names is not None:
+            return list(dict.fromkeys(self.names))
+        return [info.name for info in store.list_models(self.models_dir)]
+
+    def load_one(self, name: str) -> LoadedModel:
+        """Load model `name` with its index (built and persisted when missing or corrupt)."""
+        s = self.settings
+        path = store.model_path(self.models_dir, name)
+        if not path.exists():
+            raise store.ModelError(f"no model named {name!r} in {self.models_dir}")
+        resolved = path.resolve()
+        emb = store.load_model_dir(resolved, verify=s["VERIFY_CHECKSUMS"], mmap=True)
+        emb.normalized  # noqa: B018 -- warm the cached unit rows before serving threads race for it
+        backend, report = load_or_build(
+            self.models_dir, name, emb, model_dir=resolved, kind=s["INDEX_KIND"], flat_max=s["FLAT_MAX_WORDS"],
+            m=s["HNSW_M"], ef_construction=s["HNSW_EF_CONSTRUCTION"], ef_search=s["HNSW_EF_SEARCH"],
+            persist=s["PERSIST_INDEX"])
+        contextual = None
+        if is_contextual(emb.meta):
+            contextual = _contextual_module().load_contextual(resolved)
+        log.info("model %s: %d words x %d, index %s %s in %.2f s", name, len(emb), emb.dim,
+                 report.kind, report.source, report.seconds)
+        return LoadedModel(name, resolved, emb.meta, WordIndex(emb, backend), report, contextual)
+
+    def reload(self) -> Snapshot:
+        """Load every configured model into a new snapshot, then swap it in."""
+        with self._reload_lock:
+            names = self.configured_names()
+            models: dict[str, LoadedModel] = {}
+            failed: dict[str, str] = {}
+            # While the first load runs, report the names as loading (readyz -> 503).
+            if not self._snapshot.models and not self._snapshot.failed:
+                self._snapshot = Snapshot(loading=frozenset(names), configured=tuple(names))
+            for name in names:
+                started = time.perf_counter()
+                try:
+                    models[name] = self.load_one(name)
+                except (store.ModelError, ValueError, KeyError, OSError, RuntimeError, ImportError) as exc:
+                    reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+                    failed[name] = f"{type(exc).__name__}: {reason}"
+                    log.error("model %s failed to load after %.2f s: %s", name,
+                              time.perf_counter() - started, failed[name])
+            snapshot = Snapshot(models, failed, frozenset(), tuple(names))
+            self._snapshot = snapshot
+            return snapshot
+
+    def start_background(self) -> threading.Thread:
+        """Load in a daemon thread (readyz says 503 until it is done)."""
+        names = self.configured_names()
+        self._snapshot = Snapshot(loading=frozenset(names), configured=tuple(names))
+        thread = threading.Thread(target=self.reload, name="wordspace-loader", daemon=True)
+        thread.start()
+        return thread
