@@ -63,7 +63,7 @@ def show_model(name: str):
     model = get_model(name)
     meta = {k: v for k, v in model.meta.items() if k != "files"}
     detail = summary(model)
-    detail["hyperparameters"] = meta.get("hyperparameters") or {}
+    detail["hyperparameters"] = meta.get("hyperparameters") or meta.get("params") or {}
     if "evaluation" in meta:
         detail["evaluation"] = meta["evaluation"]
     detail["meta"] = meta

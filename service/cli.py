@@ -1,0 +1,140 @@
+"""`wordspace serve` (the REST API under waitress) and `wordspace index` (build and
+persist FAISS indexes ahead of serving)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_THREADS = 8
+#: waitress buffers whole request bodies before the app sees them; bodies between the
+#: app's limit and this many times it get the JSON 413, larger ones waitress's own 413.
+WAITRESS_BODY_FACTOR = 16
+
+
+def limit_native_threads(n: int) -> None:
+    """Pin BLAS/OpenMP (NumPy, FAISS, torch) to `n` threads: request threads already
+    use the cores, and nested native thread pools would oversubscribe 2 cores."""
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(n)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=n)
+    import faiss
+
+    faiss.omp_set_num_threads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from waitress import create_server
+
+    from embeddings.cli import UserError, models_dir
+    from embeddings.training import cpu_count
+
+    from .app import create_app, registry
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.threads < 1:
+        raise UserError("--threads must be at least 1")
+    directory = models_dir(args)
+    if not directory.is_dir():
+        raise UserError(f"no models directory {directory} (train or import a model first)")
+    config = {"MODELS_DIR": directory, "LOAD_IN_BACKGROUND": True}
+    if args.model:
+        config["MODELS"] = args.model
+    if args.ef_search is not None:
+        config["HNSW_EF_SEARCH"] = args.ef_search
+    # Build missing indexes with every core, then serve each request single-threaded.
+    limit_native_threads(cpu_count())
+    app = create_app(config)
+    server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="wordspace",
+                           max_request_body_size=app.config["MAX_CONTENT_LENGTH"] * WAITRESS_BODY_FACTOR,
+                           clear_untrusted_proxy_headers=True)
+    reg = registry(app)
+
+    def pin_after_loading() -> None:
+        while reg.snapshot.loading:
+            time.sleep(0.05)
+        limit_native_threads(1)
+        snap = reg.snapshot
+        print(f"wordspace: {len(snap.models)} model(s) ready"
+              + (f", {len(snap.failed)} failed: {', '.join(snap.failed)}" if snap.failed else ""), flush=True)
+
+    import threading
+
+    threading.Thread(target=pin_after_loading, name="wordspace-pin", daemon=True).start()
+    print(f"wordspace: serving {directory} on http://{args.host}:{server.effective_port} "
+          f"({args.threads} threads; /readyz turns 200 when every model is loaded)", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    from embeddings import store
+    from embeddings.cli import models_dir
+    from embeddings.training import cpu_count
+
+    from .index import load_or_build
+
+    limit_native_threads(cpu_count())
+    directory = models_dir(args)
+    names = args.names or [info.name for info in store.list_models(directory)]
+    if not names:
+        print(f"no models in {directory}")
+        return 0
+    failures = 0
+    for name in names:
+        try:
+            emb = store.load_model(directory, name)
+            _, report = load_or_build(directory, name, emb, kind=args.kind, rebuild=args.rebuild,
+                                      m=args.m, ef_construction=args.ef_construction)
+        except (store.ModelError, KeyError) as exc:
+            failures += 1
+            print(f"{name}: failed: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+            continue
+        why = f" ({report.reason})" if report.reason else ""
+        print(f"{name}: {report.kind} index {report.source} in {report.seconds:.2f} s{why}")
+    return 1 if failures else 0
+
+
+def register(subparsers, common: argparse.ArgumentParser) -> None:
+    """Add `wordspace serve` and `wordspace index`."""
+    from .index import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    p = subparsers.add_parser(
+        "serve", parents=[common], help="serve the REST API (waitress)",
+        description="Serve every model in the models directory over the REST API under waitress "
+                    "(never the Flask dev server). Missing or corrupt FAISS indexes are built and "
+                    "persisted while /readyz answers 503. BLAS/OpenMP run one thread per request.")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"bind address (default: {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default: {DEFAULT_PORT})")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                   help=f"waitress request threads (default: {DEFAULT_THREADS})")
+    p.add_argument("--model", action="append", metavar="NAME",
+                   help="serve only this model (repeatable; default: all models)")
+    p.add_argument("--ef-search", type=int, default=None, metavar="N",
+                   help="HNSW efSearch (default: 128; higher = better recall, slower)")
+    p.set_defaults(func=_cmd_serve)
+
+    p = subparsers.add_parser(
+        "index", parents=[common], help="build and persist FAISS indexes",
+        description="Build index.faiss for the named models (default: all) where it is missing, "
+                    "corrupt or of the wrong kind: exact flat up to 100k words, HNSW above.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="models to index (default: all)")
+    p.add_argument("--kind", choices=("flat", "hnsw"), default=None, help="force an index kind")
+    p.add_argument("--rebuild", action="store_true", help="rebuild even if a valid index exists")
+    p.add_argument("--m", type=int, default=HNSW_M, help=f"HNSW M (default: {HNSW_M})")
+    p.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION,
+                   help=f"HNSW efConstruction (default: {HNSW_EF_CONSTRUCTION})")
+    p.set_defaults(func=_cmd_index)
