@@ -222,6 +222,10 @@ class Word2VecTrainer:
         _check_int("vector_size", self.vector_size, 1)
         _check_int("window", self.window, 1)
         # hs=0 here, so negative=0 would train nothing at all (gensim refuses it too).
+        if isinstance(self.negative, numbers.Integral) and not isinstance(self.negative, bool) \
+                and self.negative == 0:
+            raise ValueError("negative (--negative) must be >= 1, got 0: with negative sampling as the "
+                             "only objective (hs=0), 0 noise words would train nothing")
         _check_int("negative", self.negative, 1)
         _check_real("ns_exponent", self.ns_exponent)
         _check_real("sample", self.sample, 0.0)
@@ -339,7 +343,7 @@ class Word2VecTrainer:
             for epoch in range(start, model.epochs):
                 model.running_training_loss = 0.0
                 began = time.perf_counter()
-                _examples, effective, raw = model._train_epoch_corpusfile(
+                effective, raw, _jobs = model._train_epoch_corpusfile(
                     str(prepared.path), cur_epoch=epoch, total_examples=model.corpus_count,
                     total_words=model.corpus_total_words)
                 seconds = time.perf_counter() - began

@@ -1,0 +1,322 @@
+"""word2vec trainers: quality on the sample corpus (WordSim353 via gensim's own
+evaluation), planted structure, equality with gensim called directly, exact
+resume from epoch-end checkpoints, reproducibility, bad input, and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embeddings import store
+from embeddings.cli import main
+from embeddings.corpus import prepare_corpus
+from embeddings.datasets import benchmark_path
+from embeddings.training import checkpoint_dir
+from embeddings.word2vec import (CBOW, CONTEXT_FILE, SkipGram, Word2VecTrainer, load_context,
+                                 load_with_context, save_trained, stable_hash, with_context)
+from tests.helpers import to_keyed_vectors
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTERS = {"a": [f"apple{i}" for i in range(10)], "b": [f"boat{i}" for i in range(10)]}
+
+
+def wordsim_spearman(emb) -> float:
+    """Spearman correlation on WordSim353, measured by gensim's evaluate_word_pairs."""
+    _pearson, spearman, _oov = to_keyed_vectors(emb).evaluate_word_pairs(str(benchmark_path("ws353")))
+    return float(spearman[0])
+
+
+# -- fixtures ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def skipgram_sample(sample_corpus):
+    """Skip-gram, 100-d, 20 epochs on the sample corpus (trained once, context vectors kept)."""
+    return SkipGram(vector_size=100, epochs=20, keep_context=True).fit(sample_corpus)
+
+
+@pytest.fixture(scope="module")
+def cbow_sample(sample_corpus):
+    """CBOW, 100-d, 20 epochs on the sample corpus (trained once)."""
+    return CBOW(vector_size=100, epochs=20).fit(sample_corpus)
+
+
+@pytest.fixture(scope="module")
+def planted_corpus(tmp_path_factory):
+    """Two topic clusters: every sentence draws its 10 words from one cluster only."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(1500):
+        words = CLUSTERS["a" if i % 2 else "b"]
+        lines.append(" ".join(rng.choice(words, size=10)))
+    raw = tmp_path_factory.mktemp("planted") / "planted.txt"
+    raw.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return prepare_corpus(raw, raw.parent / "prepared")
+
+
+@pytest.fixture(scope="module")
+def small_corpus(sample_corpus, tmp_path_factory):
+    """The first 30k tokens of the sample corpus, 300 per line: fast exactness tests."""
+    with open(sample_corpus.path, encoding="utf-8") as handle:
+        tokens = handle.read(400_000).split()[:30_000]
+    raw = tmp_path_factory.mktemp("small") / "small.txt"
+    raw.write_text("".join(" ".join(tokens[i:i + 300]) + "\n" for i in range(0, len(tokens), 300)),
+                   encoding="utf-8")
+    return prepare_corpus(raw, raw.parent / "prepared")
+
+
+SMALL = dict(vector_size=24, window=4, min_count=3, epochs=3, workers=1, seed=11)
+
+
+# -- quality ----------------------------------------------------------------------
+def test_skipgram_wordsim353(skipgram_sample):
+    assert wordsim_spearman(skipgram_sample.embeddings_) >= 0.40
+
+
+def test_cbow_wordsim353(cbow_sample):
+    assert wordsim_spearman(cbow_sample.embeddings_) >= 0.30
+
+
+def test_meta_records_the_run(skipgram_sample, cbow_sample, sample_corpus):
+    for trainer, method in ((skipgram_sample, "skipgram"), (cbow_sample, "cbow")):
+        meta = trainer.embeddings_.meta
+        assert meta["method"] == method
+        assert meta["corpus_sha256"] == sample_corpus.sha256
+        assert meta["params"]["sg"] == (method == "skipgram") and meta["params"]["epochs"] == 20
+        assert meta["params"]["vector_size"] == trainer.embeddings_.dim == 100
+        assert len(meta["epoch_losses"]) == 20 and all(loss > 0 for loss in meta["epoch_losses"])
+        assert meta["training_seconds"] > 0 and meta["resumed_from_epoch"] is None
+        # min_count=5 on our own vocabulary gives exactly gensim's vocabulary, most frequent first.
+        vocab = sample_corpus.vocabulary(5)
+        assert set(trainer.embeddings_.words) == set(vocab.words)
+        assert list(trainer.embeddings_.counts) == sorted(trainer.embeddings_.counts, reverse=True)
+        assert trainer.embeddings_.counts[0] == vocab.counts[0]
+
+
+def test_context_vectors_and_w_plus_c(skipgram_sample, models_dir):
+    emb, context = skipgram_sample.embeddings_, skipgram_sample.context_vectors_
+    assert context.shape == emb.vectors.shape and not np.allclose(context, 0)
+    path = save_trained(skipgram_sample, models_dir, "sg")
+    meta = store.read_meta(path)
+    assert meta["keep_context"] is True and CONTEXT_FILE in meta["files"]
+    np.testing.assert_array_equal(load_context(path), context)
+    summed = load_with_context(models_dir, "sg")
+    np.testing.assert_allclose(summed.vectors, emb.vectors + context, rtol=0, atol=0)
+    assert summed.meta["method"] == "skipgram+context"
+    assert wordsim_spearman(summed) >= 0.35
+    with pytest.raises(ValueError, match="shape"):
+        with_context(emb, context[:5])
+
+
+def test_model_without_context_has_no_context_file(cbow_sample, models_dir):
+    path = save_trained(cbow_sample, models_dir, "cb")
+    assert not (path / CONTEXT_FILE).exists()
+    with pytest.raises(store.ModelError, match="keep-context"):
+        load_context(path)
+
+
+# -- planted structure -------------------------------------------------------------
+@pytest.mark.parametrize("cls", [CBOW, SkipGram])
+def test_planted_clusters_are_nearest_neighbours(cls, planted_corpus):
+    emb = cls(vector_size=16, window=3, min_count=1, sample=0, epochs=5, workers=1).fit(planted_corpus).embeddings_
+    assert len(emb) == 20
+    unit = emb.normalized
+    sims = unit @ unit.T
+    for cluster in CLUSTERS.values():
+        for word in cluster:
+            row = sims[emb.index_of(word)]
+            top = [emb.words[i] for i in np.argsort(-row) if emb.words[i] != word][:9]
+            assert set(top) == set(cluster) - {word}, (word, top)
+
+
+# -- gensim equality, determinism, resume ---------------------------------------------------
+@pytest.mark.parametrize("sg", [0, 1])
+def test_equals_gensim_called_directly(sg, small_corpus):
+    from gensim.models import Word2Vec
+
+    ours = Word2VecTrainer(sg=sg, **SMALL).fit(small_corpus).embeddings_
+    reference = Word2Vec(corpus_file=str(small_corpus.path), sg=sg, hs=0, negative=5, **SMALL)
+    assert list(ours.words) == reference.wv.index_to_key
+    np.testing.assert_array_equal(ours.vectors, reference.wv.vectors)
+
+
+def test_same_seed_same_vectors_other_seed_differs(small_corpus):
+    first = CBOW(**SMALL).fit(small_corpus).embeddings_.vectors
+    second = CBOW(**SMALL).fit(small_corpus).embeddings_.vectors
+    other = CBOW(**{**SMALL, "seed": 12}).fit(small_corpus).embeddings_.vectors
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+def test_pythonhashseed_does_not_matter(small_corpus):
+    """Two processes with different hash seeds train identical vectors (gensim 4 seeds W with
+    default_rng(seed); our hashfxn is deterministic anyway)."""
+    params = {**SMALL, "epochs": 1}
+    code = ("import hashlib, sys; from embeddings.corpus import PreparedCorpus; "
+            "from embeddings.word2vec import SkipGram; "
+            f"e = SkipGram(**{params!r}).fit(PreparedCorpus.open(sys.argv[1])).embeddings_; "
+            "print(hashlib.sha256(e.vectors.tobytes()).hexdigest())")
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", code, str(small_corpus.directory)], env=env, cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
+    assert stable_hash("king") == stable_hash("king") != stable_hash("queen")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(epoch: int):
+    def on_epoch(report):
+        if report.epoch == epoch:
+            raise _Stop
+    return on_epoch
+
+
+@pytest.mark.parametrize("sg", [0, 1])
+def test_resume_equals_uninterrupted_run(sg, small_corpus, tmp_path):
+    uninterrupted = Word2VecTrainer(sg=sg, **SMALL).fit(small_corpus).embeddings_
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Stop):
+        Word2VecTrainer(sg=sg, **SMALL).fit(small_corpus, checkpoint_dir=ckpt, on_epoch=_stop_after(2))
+    assert sorted(p.name for p in ckpt.iterdir()) == [".lock", "epoch-0002"]
+    state = json.loads((ckpt / "epoch-0002" / "state.json").read_text())
+    assert state["epochs_done"] == 2 and len(state["epoch_losses"]) == 2
+    resumed = Word2VecTrainer(sg=sg, **SMALL).fit(small_corpus, checkpoint_dir=ckpt, resume=True)
+    assert resumed.resume_info_.resumed_from_epoch == 2
+    np.testing.assert_array_equal(resumed.embeddings_.vectors, uninterrupted.vectors)
+    assert resumed.embeddings_.meta["epoch_losses"] == uninterrupted.meta["epoch_losses"]
+    assert resumed.embeddings_.meta["resumed_from_epoch"] == 2
+
+
+def test_resume_skips_a_corrupt_checkpoint_and_refuses_other_settings(small_corpus, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Stop):
+        CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt, on_epoch=_stop_after(1))
+    with pytest.raises(ValueError, match=r"window \(--window\)=4 in the checkpoint, 5 now"):
+        CBOW(**{**SMALL, "window": 5}).fit(small_corpus, checkpoint_dir=ckpt, resume=True)
+    with pytest.raises(ValueError, match="sg=0 in the checkpoint, 1 now"):
+        SkipGram(**SMALL).fit(small_corpus, checkpoint_dir=ckpt, resume=True)
+    with open(ckpt / "epoch-0001" / "input.npy", "r+b") as handle:  # flip bytes inside the matrix
+        handle.seek(-16, os.SEEK_END)
+        handle.write(b"\xff" * 8)
+    trainer = CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt, resume=True)
+    assert trainer.resume_info_.resumed_from_epoch is None
+    assert any("checksum" in note for note in trainer.resume_info_.notes)
+    np.testing.assert_array_equal(trainer.embeddings_.vectors, CBOW(**SMALL).fit(small_corpus).embeddings_.vectors)
+
+
+def test_resume_refuses_another_corpus(small_corpus, planted_corpus, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    params = {**SMALL, "min_count": 1}
+    with pytest.raises(_Stop):
+        CBOW(**params).fit(small_corpus, checkpoint_dir=ckpt, on_epoch=_stop_after(1))
+    with pytest.raises(ValueError, match="another corpus"):
+        CBOW(**params).fit(planted_corpus, checkpoint_dir=ckpt, resume=True)
+
+
+def test_kill_9_then_cli_resume_equals_uninterrupted(small_corpus, tmp_path):
+    """A real `kill -9` of `wordspace train` after an epoch-end checkpoint, then `--resume`."""
+    models = tmp_path / "models"
+    argv = ["train", "cbow", "--corpus", str(small_corpus.directory), "--name", "k", "--dim", "8",
+            "--window", "3", "--epochs", "40", "--workers", "1", "--seed", "3", "--models", str(models),
+            "--quiet"]
+    child = subprocess.Popen([sys.executable, "-m", "embeddings.cli", *argv], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = checkpoint_dir(models, "k")
+    deadline = time.monotonic() + 120
+    while not list(ckpt.glob("epoch-*")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    _out, err = child.communicate()
+    assert child.returncode == -signal.SIGKILL, err
+    assert not (models / "k").exists()
+    assert main(argv + ["--resume"]) == 0
+    resumed = store.load_model(models, "k")
+    assert resumed.meta["resumed_from_epoch"] >= 1
+    assert not ckpt.exists()  # cleared once the model is saved
+    reference = CBOW(vector_size=8, window=3, epochs=40, workers=1, seed=3).fit(small_corpus).embeddings_
+    np.testing.assert_array_equal(resumed.vectors, reference.vectors)
+
+
+# -- bad input ----------------------------------------------------------------------
+@pytest.mark.parametrize("param, value, message", [
+    ("vector_size", 0, r"vector_size \(--dim\) must be >= 1, got 0"),
+    ("vector_size", -3, "got -3"),
+    ("vector_size", 2.5, "must be an integer, got 2.5"),
+    ("window", 0, r"window \(--window\) must be >= 1, got 0"),
+    ("negative", -1, "got -1"),
+    ("negative", 0, "would train nothing"),
+    ("epochs", 0, r"epochs \(--epochs\) must be >= 1, got 0"),
+    ("ns_exponent", float("nan"), "must be a finite number, got nan"),
+    ("ns_exponent", float("inf"), "got inf"),
+    ("sample", -0.1, "got -0.1"),
+    ("min_count", 0, "got 0"),
+    ("alpha", 0.0, "must be > 0.0"),
+    ("seed", -1, "got -1"),
+    ("workers", 0, "got 0"),
+    ("sg", 2, "got 2"),
+    ("window", True, "got True"),
+])
+def test_bad_hyper_parameters_fail_before_any_work(param, value, message, tmp_path):
+    # The corpus does not even exist: the parameter error must come first.
+    with pytest.raises(ValueError, match=message):
+        Word2VecTrainer(**{param: value}).fit(tmp_path / "no-such-corpus.txt")
+
+
+def test_bad_corpora(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    assert main(["train", "cbow", "--corpus", str(empty), "--models", str(tmp_path / "m"),
+                 "--data", str(tmp_path / "data"), "--quiet"]) == 1
+    assert "empty" in capsys.readouterr().err
+    short = tmp_path / "short.txt"
+    short.write_text("one two three\n", encoding="utf-8")
+    prepared = prepare_corpus(short, tmp_path / "p-short")
+    with pytest.raises(ValueError, match="shorter than the window: 3 tokens"):
+        CBOW(min_count=1, window=5).fit(prepared)
+    with pytest.raises(ValueError, match="min_count=5 removes every word"):
+        CBOW(min_count=5, window=1).fit(prepared)
+
+
+# -- CLI ---------------------------------------------------------------------------
+def test_cli_trains_saves_and_clears_checkpoints(small_corpus, tmp_path, capsys):
+    models = tmp_path / "models"
+    code = main(["train", "skipgram", "--corpus", str(small_corpus.directory), "--name", "sg1", "--dim", "12",
+                 "--epochs", "2", "--min-count", "3", "--workers", "1", "--keep-context",
+                 "--models", str(models), "--data", str(tmp_path / "data")])
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "saved model 'sg1' (skipgram)" in captured.out
+    assert "epoch 2/2: loss" in captured.err and "words/s" in captured.err
+    emb = store.load_model(models, "sg1")
+    assert emb.meta["method"] == "skipgram" and emb.dim == 12 and emb.meta["params"]["epochs"] == 2
+    assert load_context(store.model_path(models, "sg1")).shape == emb.vectors.shape
+    assert not checkpoint_dir(models, "sg1").exists()
+    [info] = store.list_models(models)
+    assert info.error is None and info.method == "skipgram"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dim", "0"], "--dim"),
+    (["--ns-exponent", "nan"], "ns_exponent"),
+    (["--negative", "-2"], "got -2"),
+    (["--name", "../evil"], "invalid model name"),
+    (["--min-count", "1000000"], "removes every word"),
+])
+def test_cli_bad_input_is_one_line_error(args, message, small_corpus, tmp_path, capsys):
+    code = main(["train", "cbow", "--corpus", str(small_corpus.directory), "--models", str(tmp_path / "m"),
+                 "--quiet", *args])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wordspace: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "m" / "cbow").exists()
