@@ -1,0 +1,199 @@
+"""The MLM Transformer: positional codes, masking, padding, learning, checkpoints."""
+from __future__ import annotations
+
+import math
+import random
+import shutil
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from embeddings.corpus import prepare_corpus
+from embeddings.transformer import (
+    IGNORE, MASK_ID, N_SPECIAL, PAD_ID, TransformerConfig, TransformerEncoderLM, TransformerMLM,
+    apply_rope, load_checkpoint, mask_tokens, pad_batch, rope_tables, sinusoidal_encoding,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models are overhead-bound: one torch thread is fastest and deterministic."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def grammar_lines(n: int = 400, vocab: int = 20, seed: int = 0) -> list[str]:
+    """A deterministic grammar: each word is the successor (mod `vocab`) of the one before."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        start, length = rng.randrange(vocab), rng.randrange(8, 17)
+        lines.append(" ".join(f"w{(start + i) % vocab}" for i in range(length)))
+    return lines
+
+
+@pytest.fixture(scope="module")
+def grammar_corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grammar")
+    (root / "grammar.txt").write_text("\n".join(grammar_lines()) + "\n", encoding="utf-8")
+    return prepare_corpus(root / "grammar.txt", root / "prepared")
+
+
+def tiny(**overrides) -> TransformerMLM:
+    params = dict(d_model=32, n_heads=2, n_layers=2, max_len=32, epochs=10, batch_size=8, lr=5e-3,
+                  min_count=1, holdout=0.1, dropout=0.0, max_contexts=0, random_state=0)
+    params.update(overrides)
+    return TransformerMLM(**params)
+
+
+def test_sinusoidal_encoding_matches_formula():
+    d = 16
+    pe = sinusoidal_encoding(50, d)
+    for i in (0, 1, 7, 49):
+        for j in range(d // 2):
+            angle = i / 10000 ** (2 * j / d)
+            assert pe[i, 2 * j].item() == pytest.approx(math.sin(angle), abs=1e-6)
+            assert pe[i, 2 * j + 1].item() == pytest.approx(math.cos(angle), abs=1e-6)
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    torch.manual_seed(0)
+    cos, sin = rope_tables(32, 8)
+    q, k = torch.randn(8), torch.randn(8)
+
+    def score(i: int, j: int) -> float:
+        x = torch.zeros(1, 1, 32, 8)
+        x[0, 0, i], y = q, torch.zeros(1, 1, 32, 8)
+        y[0, 0, j] = k
+        return float(apply_rope(x, cos, sin)[0, 0, i] @ apply_rope(y, cos, sin)[0, 0, j])
+
+    assert score(5, 2) == pytest.approx(score(20, 17), abs=1e-5)
+    assert score(5, 2) != pytest.approx(score(5, 9), abs=1e-3)
+    # Rotation keeps lengths.
+    x = torch.randn(1, 1, 32, 8)
+    assert torch.allclose(apply_rope(x, cos, sin).norm(dim=-1), x.norm(dim=-1), atol=1e-5)
+
+
+def test_masking_proportions_and_padding():
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(N_SPECIAL, 1000, (200, 100))
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    mask[:, 80:] = False
+    ids[~mask] = PAD_ID
+    inputs, targets = mask_tokens(ids, mask, 1000, gen, prob=0.15)
+    chosen = targets != IGNORE
+    assert not chosen[~mask].any(), "padding must never be predicted"
+    assert torch.equal(targets[chosen], ids[chosen])
+    assert torch.equal(inputs[~chosen], ids[~chosen]), "unchosen tokens stay as they are"
+    assert chosen[mask].float().mean().item() == pytest.approx(0.15, abs=0.01)
+    n = chosen.sum().item()
+    masked = (inputs[chosen] == MASK_ID).sum().item() / n
+    kept = (inputs[chosen] == ids[chosen]).sum().item() / n
+    replaced = 1 - masked - kept
+    assert masked == pytest.approx(0.8, abs=0.02)
+    assert kept == pytest.approx(0.1, abs=0.02)   # (+ the ~0.1% random draws of the same word)
+    assert replaced == pytest.approx(0.1, abs=0.02)
+    assert (inputs[chosen] >= N_SPECIAL).logical_or(inputs[chosen] == MASK_ID).all()
+
+
+def test_loss_is_cross_entropy_on_masked_positions_only():
+    torch.manual_seed(0)
+    model = TransformerEncoderLM(TransformerConfig(vocab_size=50, d_model=16, n_heads=2, n_layers=2,
+                                                   d_ff=32, max_len=16, dropout=0.0)).eval()
+    ids, mask = pad_batch([torch.randint(N_SPECIAL, 50, (n,)) for n in (12, 7, 16)])
+    inputs, targets = mask_tokens(ids, mask, 50, torch.Generator().manual_seed(1), prob=0.3)
+    full, none = model(inputs, mask)
+    assert none is None and full.shape == (3, 16, 50)
+    logits, loss = model(inputs, mask, targets)
+    chosen = targets != IGNORE
+    assert logits.shape == (int(chosen.sum()), 50)
+    reference = F.cross_entropy(full.reshape(-1, 50), targets.reshape(-1), ignore_index=IGNORE)
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    # Changing the words at unchosen positions' targets changes nothing: they are not predicted.
+    other = targets.clone()
+    other[~chosen] = IGNORE
+    assert model(inputs, mask, other)[1].item() == pytest.approx(loss.item(), rel=1e-6)
+    loss.backward()
+    grads = model.tok_emb.weight.grad
+    assert grads is not None and torch.isfinite(grads).all()
+
+
+@pytest.mark.parametrize("positional", ["sinusoidal", "rope"])
+def test_padding_does_not_change_real_positions(positional):
+    torch.manual_seed(0)
+    model = TransformerEncoderLM(TransformerConfig(vocab_size=40, d_model=16, n_heads=4, n_layers=2,
+                                                   d_ff=32, max_len=24, dropout=0.0,
+                                                   positional=positional)).eval()
+    seq = torch.randint(N_SPECIAL, 40, (1, 10))
+    alone = model.hidden_states(seq, torch.ones_like(seq, dtype=torch.bool))[-1]
+    padded = torch.cat([seq, torch.randint(N_SPECIAL, 40, (1, 14))], dim=1)  # junk in the padded tail
+    mask = torch.zeros_like(padded, dtype=torch.bool)
+    mask[:, :10] = True
+    with_pad = model.hidden_states(padded, mask)[-1]
+    assert torch.allclose(alone, with_pad[:, :10], atol=1e-5)
+    # Without the mask the junk would leak in: the test can fail.
+    unmasked = model.hidden_states(padded, torch.ones_like(mask))[-1]
+    assert not torch.allclose(alone, unmasked[:, :10], atol=1e-3)
+
+
+def test_config_validation_names_the_bad_value():
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerConfig(d_model=30, n_heads=4).validate()
+    with pytest.raises(ValueError, match="positional"):
+        TransformerConfig(positional="learned").validate()
+    with pytest.raises(ValueError, match="epochs"):
+        tiny(epochs=0).fit(None)
+
+
+def test_learns_a_deterministic_grammar(grammar_corpus):
+    trainer = tiny().fit(grammar_corpus)
+    ppl, unigram = trainer.heldout_perplexity()
+    assert unigram == pytest.approx(20, rel=0.15)  # 20 equally frequent words
+    assert ppl < unigram / 2, trainer.history_
+    losses = [h["train_loss"] for h in trainer.history_]
+    assert losses[-1] < losses[0]
+
+
+def test_resume_from_checkpoint_equals_uninterrupted_run(grammar_corpus, tmp_path):
+    full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
+    tiny(epochs=3, dropout=0.1, checkpoint_dir=full_dir).fit(grammar_corpus)
+    assert sorted(p.name for p in full_dir.iterdir()) == ["epoch-0002.pt", "epoch-0003.pt"]
+    # A run killed after epoch 2 leaves exactly that checkpoint behind.
+    resumed_dir.mkdir()
+    shutil.copy(full_dir / "epoch-0002.pt", resumed_dir / "epoch-0002.pt")
+    tiny(epochs=3, dropout=0.1, checkpoint_dir=resumed_dir, resume=True).fit(grammar_corpus)
+    full = load_checkpoint(full_dir / "epoch-0003.pt")
+    resumed = load_checkpoint(resumed_dir / "epoch-0003.pt")
+    assert resumed["step"] == full["step"] and resumed["epoch"] == 3
+    for key, tensor in full["model"].items():
+        assert torch.equal(tensor, resumed["model"][key]), key
+    for sid, state in full["optimizer"]["state"].items():
+        assert torch.equal(state["exp_avg"], resumed["optimizer"]["state"][sid]["exp_avg"])
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in full["history"]]
+
+
+def test_resume_refuses_other_settings(grammar_corpus, tmp_path):
+    tiny(epochs=1, checkpoint_dir=tmp_path).fit(grammar_corpus)
+    with pytest.raises(ValueError, match="different trainer"):
+        tiny(epochs=2, checkpoint_dir=tmp_path, resume=True).fit(grammar_corpus)
+
+
+def test_checkpoint_loader_refuses_pickled_code_and_truncation(tmp_path):
+    import collections
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": 1, "model": collections.Counter(a=1), "x": shutil.rmtree}, evil)
+    with pytest.raises(ValueError, match="unreadable checkpoint"):
+        load_checkpoint(evil)
+    good = tmp_path / "good.pt"
+    torch.save({"format": 1, "model": {"w": torch.ones(1000)}}, good)
+    assert load_checkpoint(good)["model"]["w"].shape == (1000,)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:500])
+    with pytest.raises(ValueError, match="unreadable checkpoint"):
+        load_checkpoint(cut)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
