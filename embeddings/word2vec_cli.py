@@ -105,7 +105,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
     models = models_dir(args)
     started = time.perf_counter()
     prepared = as_prepared(args.corpus, data_dir(args), progress=not args.quiet)
-    trainer.check_corpus(prepared)
     checkpoints = checkpoint_dir(models, name)
     progress = _Progress(trainer, prepared.n_tokens, args.quiet)
     try:
