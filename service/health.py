@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from .app import registry
+from .errors import error_response
 
 bp = Blueprint("health", __name__)
 
@@ -16,7 +17,8 @@ def livez():
 
 @bp.get("/readyz")
 def readyz():
-    """200 when every configured model and its index is loaded; 503 (with reasons) otherwise."""
+    """200 when every configured model and its index is loaded; otherwise 503 in the error
+    envelope, whose `models` names each model's state and a failed one's reason."""
     snap = registry().snapshot
     models = {}
     for name in snap.configured:
@@ -26,7 +28,9 @@ def readyz():
             models[name] = {"status": "failed", "error": snap.failed[name]}
         else:
             models[name] = {"status": "loading"}
-    status = "ready" if snap.ready else ("loading" if snap.loading else "failed")
-    response = jsonify({"status": status, "models": models})
-    response.status_code = 200 if snap.ready else 503
-    return response
+    if snap.ready:
+        return jsonify({"status": "ready", "models": models})
+    problems = [f"{name} {state['status']}" + (f" ({state['error']})" if "error" in state else "")
+                for name, state in models.items() if state["status"] != "ready"]
+    return error_response(503, "not_ready", "not every model is loaded: " + "; ".join(problems),
+                          models=models)

@@ -70,6 +70,8 @@ SCHEMAS: dict[str, Any] = {
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
+                "models": {"$ref": REF + "ModelStates",
+                           "description": "GET /readyz only: every model's state"},
                 "missing": {"type": "array", "items": {
                     "type": "object", "required": ["word", "suggestions"], "additionalProperties": False,
                     "properties": {"word": {"type": "string"},
@@ -112,13 +114,12 @@ SCHEMAS: dict[str, Any] = {
         "evaluation": {"description": "stored evaluation results (wordspace evaluate), when present"},
         "meta": {"type": "object", "description": "the model's meta.json without the checksum table"},
     }}]},
+    "ModelStates": {"type": "object", "additionalProperties": {
+        "type": "object", "required": ["status"], "additionalProperties": False,
+        "properties": {"status": {"type": "string", "enum": ["ready", "loading", "failed"]},
+                       "error": {"type": "string"}}}},
     "Readiness": {"type": "object", "required": ["status", "models"], "additionalProperties": False,
-                  "properties": {"status": {"type": "string", "enum": ["ready", "loading", "failed"]},
-                                 "models": {"type": "object", "additionalProperties": {
-                                     "type": "object", "required": ["status"],
-                                     "properties": {"status": {"type": "string",
-                                                               "enum": ["ready", "loading", "failed"]},
-                                                    "error": {"type": "string"}}}}}},
+                  "properties": {"status": {"const": "ready"}, "models": _ref("ModelStates")}},
     "NeighborsResponse": {"type": "object", "required": ["word", "neighbors"], "additionalProperties": False,
                           "properties": {"word": {"type": "string"}, "neighbors": _ref("ScoredList")}},
     "SimilarRequest": {
@@ -169,7 +170,9 @@ SCHEMAS: dict[str, Any] = {
                                "properties": {"pair": {"type": "array", "minItems": 2, "maxItems": 2,
                                                        "items": {"type": "string"}},
                                               "similarity": {"type": ["number", "null"]},
-                                              "missing": {"type": "array", "items": {"type": "string"}}}}}}},
+                                              "models": {"$ref": REF + "ModelStates",
+                           "description": "GET /readyz only: every model's state"},
+                "missing": {"type": "array", "items": {"type": "string"}}}}}}},
     "VectorsRequest": {"type": "object", "required": ["words"], "additionalProperties": False,
                        "properties": {"words": {"type": "array", "minItems": 1, "maxItems": v.MAX_LIST_ITEMS,
                                                 "items": _ref("Word")},
@@ -221,7 +224,8 @@ PATHS: dict[str, Any] = {
     "/readyz": {"get": {"summary": "readiness: every configured model and its index is loaded",
                         "operationId": "readyz",
                         "responses": {"200": _json(_ref("Readiness"), "all models ready"),
-                                      "503": _json(_ref("Readiness"), "some models loading or failed (reasons given)"),
+                                      "503": _error("not ready: some models are loading or failed (error.models gives each "
+                                                    "state and reason)"),
                                       "405": _error(ERRORS["405"])}}},
     "/models": {"get": {"summary": "list the served models (failed ones with the reason)", "operationId": "listModels",
                         "responses": {"200": _json({"type": "array", "items": _ref("ModelSummary")}, "models"),
