@@ -1,0 +1,928 @@
+"""SVD co-occurrence embeddings: counts -> PPMI -> truncated SVD.
+
+The method of CS224n's first assignment, tuned as Levy, Goldberg & Dagan (2015)
+did in `hyperwords`: count word-context pairs in a symmetric window, weight them
+by positive PMI with context-distribution smoothing, and keep the top singular
+vectors with eigenvalue weighting W = U * S**eig.
+
+Three pure steps, each testable against a matrix computed by hand, chained by
+`SVDTrainer`:
+
+* `count_cooccurrences(corpus, vocab, window, weighting, ...)` -> CSR (V x V)
+* `ppmi(counts, cds=0.75, shift=1.0)` -> CSR (V x V)
+* `svd_embed(ppmi, dim=100, eig=0.5, random_state=0)` -> (V x dim) float32
+
+Counting conventions (documented choices):
+
+* Pairs never cross a sentence (a line of the prepared corpus).
+* Words outside the vocabulary (below `min_count`) and subsampled words are
+  removed *before* windowing, as word2vec and GloVe do, so the window reaches
+  past them.
+* `counts[w, c]` sums, over every occurrence of `w` and every occurrence of `c`
+  at distance 1..window in the same sentence, the weight of that distance:
+  1 ("uniform"), 1/d ("harmonic", GloVe); `dynamic_window=True` multiplies by
+  (window - d + 1) / window, the expected weight of word2vec's sampled window
+  (deterministic, hyperwords' "dyn"). The matrix is therefore symmetric, and a
+  word next to itself counts twice on the diagonal (once per direction).
+* `subsample=s` drops each token with probability 1 - (sqrt(z/s) + 1) * s / z
+  (word2vec's rule, z = the word's share of the vocabulary's tokens), drawn
+  from `numpy.random.default_rng([seed, chunk])` so a run is reproducible.
+
+How the counting is fast (no Python per token or per pair): the corpus is read
+in newline-aligned byte chunks; token ids come from a vectorized, exact hash
+lookup on the raw bytes (`_Lookup`); for each distance d the id arrays are
+paired with themselves shifted by d; each pair is canonicalised as (lo, hi) with
+lo <= hi. Pairs whose `lo` is one of the most frequent words (ids are sorted by
+frequency) land in a bounded dense band of at most `BAND_CELLS` cells counted
+with `np.bincount`; the rest are sorted and run-length reduced, then merged into
+a sparse accumulator. Counts are exact integers (weights scaled by their common
+denominator), so the result does not depend on chunking or on the number of
+worker processes. Memory: one chunk, the band, and the non-zeros.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from .corpus import PreparedCorpus, Vocabulary
+from .vectors import Embeddings
+
+WEIGHTINGS = ("uniform", "harmonic")
+#: Largest window for "harmonic" or `dynamic_window`: exact integer weights need lcm(1..window).
+MAX_WEIGHTED_WINDOW = 16
+MAX_WINDOW = 100
+#: Cells of the dense band of frequent rows (int64: 32 MiB).
+BAND_CELLS = 1 << 22
+#: Bytes of corpus text per chunk (chunks end at a newline).
+CHUNK_BYTES = 4 << 20
+_PACK = 24  # tokens up to this many bytes are matched in NumPy; longer ones through a dict
+_PROGRESS = Callable[[int], None]
+
+
+# -- token ids from raw bytes ---------------------------------------------------
+_MASKS = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+_MIX = tuple(np.uint64(c) for c in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9,
+                                    0xD6E8FEB86659FD93, 0xFF51AFD7ED558CCD))
+
+
+def _token_bounds(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end offsets of the tokens (runs of bytes > 32) in a uint8 buffer."""
+    is_tok = (buf > 32).view(np.int8)
+    edges = np.diff(is_tok, prepend=np.int8(0), append=np.int8(0))
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def _pack(padded: np.ndarray, n: int, starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The first 24 bytes of every token as three little-endian uint64 words (an exact key:
+    tokens never contain byte 0). Words past a token's length are 0."""
+    words = np.ndarray((n + 16,), dtype="<u8", buffer=padded, strides=(1,))
+    w0 = words[starts]
+    w0 &= _MASKS[np.minimum(lens, 8)]
+    w1 = np.zeros(len(starts), dtype=np.uint64)
+    w2 = np.zeros(len(starts), dtype=np.uint64)
+    longer = np.flatnonzero(lens > 8)
+    if len(longer):
+        ls, ll = starts[longer], lens[longer]
+        w1[longer] = words[ls + 8] & _MASKS[np.minimum(ll - 8, 8)]
+        w2[longer] = words[ls + 16] & _MASKS[np.clip(ll - 16, 0, 8)]
+    return w0, w1, w2
+
+
+def _mix(w0: np.ndarray, w1: np.ndarray, w2: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    h = w0 * _MIX[0]
+    h ^= w1 * _MIX[1]
+    h ^= w2 * _MIX[2]
+    h ^= lens.astype(np.uint64) * _MIX[3]
+    h ^= h >> np.uint64(29)
+    h *= _MIX[4]
+    return h
+
+
+def _padded(data: bytes) -> np.ndarray:
+    buf = np.zeros(len(data) + 32, dtype=np.uint8)
+    buf[: len(data)] = np.frombuffer(data, dtype=np.uint8)
+    return buf
+
+
+class _Lookup:
+    """Exact word -> id mapping applied to raw UTF-8 bytes, vectorized.
+
+    Tokens of up to 24 bytes are compared on their packed bytes and length in
+    an open-addressing table probed with NumPy; longer tokens (rare) go
+    through a dict. A token maps to an id only if its bytes equal the word's."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        encoded = [w.encode("utf-8") for w in words]
+        self.long = {e: i for i, e in enumerate(encoded) if len(e) > _PACK}
+        short = [i for i, e in enumerate(encoded) if len(e) <= _PACK]
+        text = b" ".join(encoded[i] for i in short)
+        buf = _padded(text)
+        starts, ends = _token_bounds(buf[: len(text)])
+        lens = ends - starts
+        if len(starts) != len(short) or (len(short) and np.any(lens != [len(encoded[i]) for i in short])):
+            bad = next(w for w in words if not w or any(b <= 32 for b in w.encode("utf-8")))
+            raise ValueError(f"vocabulary word {bad!r} is empty or contains whitespace")
+        w = _pack(buf, len(text), starts, lens)
+        bits = max(4, int(math.ceil(math.log2(max(1, len(short)) * 4))))
+        self.shift = np.uint64(64 - bits)
+        self.mask = (1 << bits) - 1
+        size = 1 << bits
+        self.slot_id = np.full(size, -1, dtype=np.int32)
+        self.slot_len = np.zeros(size, dtype=np.int64)   # 0 never matches a token
+        self.slot_w = [np.zeros(size, dtype=np.uint64) for _ in range(3)]
+        for row, slot in enumerate((_mix(*w, lens) >> self.shift).tolist()):
+            while self.slot_id[slot] >= 0:
+                slot = (slot + 1) & self.mask
+            self.slot_id[slot] = short[row]
+            self.slot_len[slot] = lens[row]
+            for k in range(3):
+                self.slot_w[k][slot] = w[k][row]
+
+    def ids(self, buf: np.ndarray, n: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Vocabulary id of each token (int32, -1 when out of vocabulary)."""
+        lens = ends - starts
+        w0, w1, w2 = _pack(buf, n, starts, lens)
+        slot = (_mix(w0, w1, w2, lens) >> self.shift).astype(np.int64)
+        out = np.full(len(starts), -1, dtype=np.int32)
+        pending = None  # None: every token
+        while True:
+            match = (self.slot_w[0][slot] == w0) & (self.slot_len[slot] == lens)
+            long_ = np.flatnonzero(lens > 8)
+            if len(long_):
+                s = slot[long_]
+                match[long_] &= (self.slot_w[1][s] == w1[long_]) & (self.slot_w[2][s] == w2[long_])
+            found = self.slot_id[slot[match]]
+            if pending is None:
+                out[match] = found
+            else:
+                out[pending[match]] = found
+            again = ~match & (self.slot_id[slot] >= 0)
+            if not again.any():
+                break
+            idx = np.flatnonzero(again)
+            pending = idx if pending is None else pending[idx]
+            slot = (slot[idx] + 1) & self.mask
+            w0, w1, w2, lens = w0[idx], w1[idx], w2[idx], lens[idx]
+        if self.long:
+            data = buf.tobytes()
+            for i in np.flatnonzero(ends - starts > _PACK).tolist():
+                out[i] = self.long.get(data[starts[i]:ends[i]], -1)
+        return out
+
+
+# -- chunked corpus sources -----------------------------------------------------
+def _next_target(end: int, chunk_bytes: int) -> int:
+    """The first chunk-size multiple (minus one) at or after `end`: where the next chunk may end."""
+    return -(-(end + 1) // chunk_bytes) * chunk_bytes - 1
+
+
+def _file_chunks(path: Path, chunk_bytes: int) -> list[tuple[int, int]]:
+    """Newline-aligned (start, end) byte ranges: a chunk ends after the first newline at or
+    past offset i * chunk_bytes - 1 (the same rule as `_iter_chunks`, so chunks agree)."""
+    size = path.stat().st_size
+    bounds = [0]
+    target = chunk_bytes - 1
+    with open(path, "rb") as handle:
+        while target < size - 1:
+            handle.seek(target)
+            pos = target
+            end = size
+            while block := handle.read(1 << 16):
+                idx = block.find(b"\n")
+                if idx >= 0:
+                    end = pos + idx + 1
+                    break
+                pos += len(block)
+            bounds.append(end)
+            target = _next_target(end, chunk_bytes)
+    if bounds[-1] < size:
+        bounds.append(size)
+    return list(zip(bounds, bounds[1:]))
+
+
+def _iter_chunks(sentences: Iterable[Sequence[str]], chunk_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """Serialize token lists into newline-separated chunks (same boundary rule as `_file_chunks`).
+
+    Yields (chunk bytes, number of tokens written)."""
+    parts: list[bytes] = []
+    offset = 0          # global offset of the end of the text written so far
+    n_tokens = 0
+    target = chunk_bytes - 1
+    for sentence in sentences:
+        if isinstance(sentence, (str, bytes)):
+            raise ValueError("the corpus must be an iterable of token lists, not of strings")
+        if not sentence:
+            continue
+        line = (" ".join(sentence) + "\n").encode("utf-8")
+        parts.append(line)
+        offset += len(line)
+        n_tokens += len(sentence)
+        if offset - 1 >= target:
+            yield b"".join(parts), n_tokens
+            parts, n_tokens = [], 0
+            target = _next_target(offset, chunk_bytes)
+    if parts:
+        yield b"".join(parts), n_tokens
+
+
+# -- counting -----------------------------------------------------------------
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a (possibly forked) worker needs to count a chunk."""
+
+    n_words: int
+    window: int
+    numerators: tuple[int, ...]  # integer weight of distance d = numerators[d-1] / scale
+    scale: int
+    band_rows: int
+    keep_prob: np.ndarray | None
+    seed: int
+
+
+def distance_weights(window: int, weighting: str = "uniform", dynamic_window: bool = False) -> np.ndarray:
+    """Weight of a context word at distance 1..window (float64)."""
+    numerators, scale = _integer_weights(window, weighting, dynamic_window)
+    return np.asarray(numerators, dtype=np.float64) / scale
+
+
+def _integer_weights(window: int, weighting: str, dynamic_window: bool) -> tuple[tuple[int, ...], int]:
+    scale = math.lcm(*range(1, window + 1)) if weighting == "harmonic" else 1
+    if dynamic_window:
+        scale *= window
+    nums = []
+    for d in range(1, window + 1):
+        num = scale // d if weighting == "harmonic" else scale
+        if dynamic_window:
+            num = num * (window - d + 1) // window
+        nums.append(num)
+    return tuple(nums), scale
+
+
+def _check_count_params(window: object, weighting: object, dynamic_window: object, subsample: object) -> None:
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+    weighted = weighting == "harmonic" or bool(dynamic_window)
+    limit = MAX_WEIGHTED_WINDOW if weighted else MAX_WINDOW
+    if window > limit:
+        what = "with harmonic weighting or a dynamic window" if weighted else ""
+        raise ValueError(f"window must be <= {limit} {what}, got {window}".replace("  ", " "))
+    if subsample is not None and (isinstance(subsample, bool) or not isinstance(subsample, (int, float))
+                                  or not 0 < subsample < 1):
+        raise ValueError(f"subsample must be None or a number in (0, 1), got {subsample!r}")
+
+
+def _keep_probability(vocab: Vocabulary, s: float) -> np.ndarray:
+    counts = np.asarray(vocab.counts, dtype=np.float64)
+    z = counts / counts.sum()
+    return np.minimum(1.0, (np.sqrt(z / s) + 1.0) * s / z)
+
+
+class _Accumulator:
+    """Exact integer counts: a dense band for rows < band_rows, sparse for the rest."""
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+        self.band = np.zeros(plan.band_rows * plan.n_words, dtype=np.int64)
+        self.rest: sp.csr_matrix | None = None
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pending_size = 0
+        self.tokens = 0
+        self.kept = 0
+
+    def add_chunk(self, data: bytes, chunk_index: int, lookup: _Lookup, n_expected: int | None = None) -> int:
+        """Count one chunk of newline-separated token text; return its number of tokens."""
+        plan = self.plan
+        n = len(data)
+        buf = _padded(data)
+        starts, ends = _token_bounds(buf[:n])
+        if n_expected is not None and len(starts) != n_expected:
+            raise ValueError("tokens must be non-empty and contain no whitespace or control characters")
+        ids = lookup.ids(buf, n, starts, ends)
+        newlines = np.flatnonzero(buf[:n] == 10)
+        keep = ids >= 0
+        if plan.keep_prob is not None:
+            rng = np.random.default_rng([plan.seed, chunk_index])
+            draw = rng.random(len(ids))
+            keep &= draw < plan.keep_prob[np.where(keep, ids, 0)]
+        sent = np.searchsorted(newlines, starts[keep])
+        ids = ids[keep]
+        self.tokens += len(starts)
+        self.kept += len(ids)
+        self._pairs(ids, sent)
+        return len(starts)
+
+    def _pairs(self, ids: np.ndarray, sent: np.ndarray) -> None:
+        """Count the pairs (i, i + d), d = 1..window, of one chunk's id array."""
+        plan = self.plan
+        V, K = plan.n_words, plan.band_rows
+        weighted = plan.scale != 1
+        key_type = np.int32 if V * V < (1 << 31) else np.int64
+        ids = ids.astype(key_type)
+        band_limit = K * V
+        # Sentence starts inside this chunk: pairs reaching across one are dropped.
+        breaks = np.flatnonzero(sent[1:] != sent[:-1]) + 1
+        band_keys, band_w, rest_keys = [], [], []
+        for d in range(1, plan.window + 1):
+            if d >= len(ids):
+                break
+            a, b = ids[:-d], ids[d:]
+            key = np.minimum(a, b)
+            key *= V - 1
+            key += a
+            key += b                     # lo * V + hi
+            if len(breaks):
+                bad = (breaks[:, None] - np.arange(1, d + 1)).ravel()
+                key[bad[(bad >= 0) & (bad < len(key))]] = -1
+            in_band = key.view(np.uint32 if key_type == np.int32 else np.uint64) < band_limit
+            band = key[in_band]
+            band_keys.append(band)
+            if weighted:
+                band_w.append(np.full(len(band), plan.numerators[d - 1], dtype=np.float64))
+            rest = key[key >= band_limit]
+            if len(rest):
+                rest = rest.astype(np.int64)
+                if weighted:
+                    rest *= plan.window
+                    rest += d - 1
+                rest_keys.append(rest)
+        if band_keys:
+            keys = np.concatenate(band_keys)
+            if weighted:
+                counts = np.bincount(keys, np.concatenate(band_w), minlength=len(self.band))
+                self.band += counts.astype(np.int64)
+            else:
+                self.band += np.bincount(keys, minlength=len(self.band))
+        if rest_keys:
+            self._reduce_rest(np.concatenate(rest_keys))
+
+    def _reduce_rest(self, keys: np.ndarray) -> None:
+        plan = self.plan
+        if keys.max() < (1 << 32):
+            keys = keys.astype(np.uint32)
+        keys.sort()
+        first = np.empty(len(keys), dtype=bool)
+        first[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        uniq = keys[starts].astype(np.int64)
+        counts = np.diff(np.append(starts, len(keys))).astype(np.int64)
+        if plan.scale != 1:
+            numerators = np.asarray(plan.numerators, dtype=np.int64)
+            counts *= numerators[uniq % plan.window]
+            uniq //= plan.window
+            first = np.empty(len(uniq), dtype=bool)
+            first[0] = True
+            np.not_equal(uniq[1:], uniq[:-1], out=first[1:])
+            starts = np.flatnonzero(first)
+            counts = np.add.reduceat(counts, starts)
+            uniq = uniq[starts]
+        self.pending.append((uniq, counts))
+        self.pending_size += len(uniq)
+        if self.rest is None or self.pending_size > max(1 << 20, self.rest.nnz):
+            self._flush()
+
+    def _flush(self) -> None:
+        V = self.plan.n_words
+        for uniq, counts in self.pending:
+            rows = uniq // V
+            indptr = np.zeros(V + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=V), out=indptr[1:])
+            part = sp.csr_matrix((counts, (uniq % V).astype(np.int32), indptr), shape=(V, V))
+            part.has_canonical_format = True
+            self.rest = part if self.rest is None else self.rest + part
+        self.pending, self.pending_size = [], 0
+
+    def merge(self, other: "_Accumulator") -> None:
+        """Add another accumulator's counts (from a worker process)."""
+        self.band += other.band
+        self._flush()
+        other._flush()
+        if other.rest is not None:
+            self.rest = other.rest if self.rest is None else self.rest + other.rest
+        self.tokens += other.tokens
+        self.kept += other.kept
+
+    def result(self) -> sp.csr_matrix:
+        """The symmetric weighted counts (float64 CSR, V x V)."""
+        self._flush()
+        V, K = self.plan.n_words, self.plan.band_rows
+        band = sp.csr_matrix(self.band.reshape(K, V)) if K else None
+        upper = sp.csr_matrix((V, V), dtype=np.int64)
+        if band is not None:
+            upper = sp.vstack([band, sp.csr_matrix((V - K, V), dtype=np.int64)], format="csr")
+        if self.rest is not None:
+            upper = upper + self.rest
+        counts = (upper + upper.T).tocsr().astype(np.float64)
+        if self.plan.scale != 1:
+            counts.data /= self.plan.scale
+        counts.sum_duplicates()
+        counts.eliminate_zeros()
+        return counts
+
+
+def _as_words(vocab: "Vocabulary | Sequence[str]") -> list[str]:
+    words = list(vocab.words) if isinstance(vocab, Vocabulary) else list(vocab)
+    if not words:
+        raise ValueError("the vocabulary is empty")
+    if len(set(words)) != len(words):
+        raise ValueError("the vocabulary has duplicate words")
+    return words
+
+
+def _worker_count(workers: int | None, n_chunks: int) -> int:
+    from .training import cpu_count
+
+    wanted = cpu_count() if workers is None else workers
+    return max(1, min(wanted, n_chunks))
+
+
+def _count_file_range(path: str, ranges: list[tuple[int, int, int]], plan: _Plan, words: list[str],
+                      progress: Any = None) -> _Accumulator:
+    """Worker: count the chunks (index, start, end) of a prepared corpus file."""
+    lookup = _Lookup(words)
+    acc = _Accumulator(plan)
+    with open(path, "rb") as handle:
+        for index, start, end in ranges:
+            handle.seek(start)
+            n = acc.add_chunk(handle.read(end - start), index, lookup)
+            if progress is not None:
+                with progress.get_lock():
+                    progress.value += n
+    acc._flush()
+    return acc
+
+
+def count_cooccurrences(
+    corpus: "PreparedCorpus | str | os.PathLike | Iterable[Sequence[str]]",
+    vocab: "Vocabulary | Sequence[str]",
+    window: int = 5,
+    weighting: str = "uniform",
+    dynamic_window: bool = False,
+    subsample: float | None = None,
+    seed: int = 0,
+    *,
+    workers: int | None = 1,
+    progress: _PROGRESS | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    stats: dict[str, Any] | None = None,
+) -> sp.csr_matrix:
+    """Symmetric word-context co-occurrence counts (float64 CSR, V x V, rows in `vocab` order).
+
+    `corpus` is a `PreparedCorpus`, a path to a `corpus.txt` (one sentence per
+    line, tokens separated by spaces), or an iterable of token lists. See the
+    module docstring for the conventions. `workers` > 1 counts chunks of a
+    corpus file in that many forked processes (same result, exactly);
+    `progress(n)` is called with the number of tokens read since the last call;
+    `stats`, when given, receives token counts. Raises `ValueError` for bad
+    parameters or a corpus without any in-vocabulary pair.
+    """
+    _check_count_params(window, weighting, dynamic_window, subsample)
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+    words = _as_words(vocab)
+    if subsample is not None and not isinstance(vocab, Vocabulary):
+        raise ValueError("subsampling needs word counts: pass a Vocabulary")
+    numerators, scale = _integer_weights(int(window), weighting, dynamic_window)
+    V = len(words)
+    plan = _Plan(V, int(window), numerators, scale, min(V, max(1, BAND_CELLS // V)),
+                 None if subsample is None else _keep_probability(vocab, subsample), int(seed))
+    acc = _Accumulator(plan)
+    if isinstance(corpus, PreparedCorpus):
+        path: Path | None = corpus.path
+    elif isinstance(corpus, (str, os.PathLike)):
+        path = Path(corpus)
+        if not path.is_file():
+            raise FileNotFoundError(f"corpus file not found: {path}")
+    else:
+        path = None
+    if path is None:
+        lookup = _Lookup(words)
+        for index, (data, n_tokens) in enumerate(_iter_chunks(corpus, chunk_bytes)):
+            acc.add_chunk(data, index, lookup, n_expected=n_tokens)
+            if progress is not None:
+                progress(n_tokens)
+    else:
+        chunks = [(i, a, b) for i, (a, b) in enumerate(_file_chunks(path, chunk_bytes))]
+        n_workers = _worker_count(workers, len(chunks))
+        if n_workers == 1:
+            lookup = _Lookup(words)
+            with open(path, "rb") as handle:
+                for index, start, end in chunks:
+                    handle.seek(start)
+                    n = acc.add_chunk(handle.read(end - start), index, lookup)
+                    if progress is not None:
+                        progress(n)
+        else:
+            _count_parallel(acc, str(path), chunks, plan, words, n_workers, progress)
+    if stats is not None:
+        stats.update(tokens=acc.tokens, kept_tokens=acc.kept)
+    if acc.kept == 0:
+        raise ValueError("no token of the corpus is in the vocabulary (empty or all out-of-vocabulary corpus)")
+    counts = acc.result()
+    if counts.nnz == 0:
+        raise ValueError("the corpus has no co-occurring pair of vocabulary words (one-word sentences only?)")
+    return counts
+
+
+def _count_parallel(acc: _Accumulator, path: str, chunks: list[tuple[int, int, int]], plan: _Plan,
+                    words: list[str], n_workers: int, progress: _PROGRESS | None) -> None:
+    """Split the chunks into contiguous runs, count each in a forked process, merge in order."""
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("q", 0)
+    per = -(-len(chunks) // n_workers)
+    runs = [chunks[i:i + per] for i in range(0, len(chunks), per)]
+    reported = 0
+    with ProcessPoolExecutor(max_workers=len(runs), mp_context=ctx,
+                             initializer=_set_counter, initargs=(counter,)) as pool:
+        futures = [pool.submit(_count_file_range_shared, path, run, plan, words) for run in runs]
+        pending = set(futures)
+        while pending:
+            _done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            if progress is not None:
+                value = counter.value
+                if value > reported:
+                    progress(value - reported)
+                    reported = value
+        for future in futures:  # merge in chunk order: integer sums, so order only matters for speed
+            acc.merge(future.result())
+
+
+_COUNTER: Any = None
+
+
+def _set_counter(counter: Any) -> None:
+    global _COUNTER
+    _COUNTER = counter
+
+
+def _count_file_range_shared(path: str, ranges: list[tuple[int, int, int]], plan: _Plan,
+                             words: list[str]) -> _Accumulator:
+    return _count_file_range(path, ranges, plan, words, _COUNTER)
+
+
+# -- PPMI ---------------------------------------------------------------------
+def ppmi(counts: sp.spmatrix, cds: float = 0.75, shift: float = 1.0) -> sp.csr_matrix:
+    """Positive PMI with context-distribution smoothing and a shift by log(`shift`).
+
+    PMI(w, c) = log( #(w,c) * sum_c' #(c')**cds / (#(w) * #(c)**cds) ), with #(w)
+    the row sums and #(c) the column sums of `counts`; entries <= log(shift)
+    become 0 (and are removed), the others are PMI - log(shift). `cds=1` is
+    plain PPMI (hyperwords' default); ours is 0.75. Returns float64 CSR.
+    """
+    if isinstance(cds, bool) or not isinstance(cds, (int, float)) or not math.isfinite(cds) or cds <= 0:
+        raise ValueError(f"cds must be a number > 0, got {cds!r}")
+    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift) or shift < 1:
+        raise ValueError(f"shift must be a number >= 1 (the k of log k), got {shift!r}")
+    m = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+    if m.shape[0] != m.shape[1]:
+        raise ValueError(f"counts must be square (V x V), got shape {m.shape}")
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    if m.nnz == 0:
+        raise ValueError("the co-occurrence matrix is empty")
+    if m.data.min() < 0 or not np.all(np.isfinite(m.data)):
+        raise ValueError("co-occurrence counts must be finite and >= 0")
+    row_sums = np.asarray(m.sum(axis=1)).ravel()
+    col_sums = np.asarray(m.sum(axis=0)).ravel() ** cds
+    total = col_sums.sum()
+    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    with np.errstate(divide="ignore"):
+        pmi = (np.log(m.data) + np.log(total)
+               - np.log(row_sums[rows]) - np.log(col_sums[m.indices]))
+    pmi -= math.log(shift)
+    top = float(pmi.max()) + math.log(shift)
+    pmi[pmi <= 0] = 0.0
+    m.data = pmi
+    m.eliminate_zeros()
+    if m.nnz == 0:
+        raise ValueError(f"shift={shift} removes every entry: the largest PMI is {top:.4g}, "
+                         f"so the shift must be below exp({top:.4g}) = {math.exp(top):.4g}")
+    return m
+
+
+# -- SVD ------------------------------------------------------------------------
+def svd_embed(
+    matrix: sp.spmatrix,
+    dim: int = 100,
+    eig: float = 0.5,
+    random_state: int = 0,
+    add_context: bool = False,
+    n_iter: int = 5,
+) -> np.ndarray:
+    """Word vectors W = U * S**eig from a truncated SVD of `matrix` (V x V).
+
+    Uses scikit-learn's randomized `TruncatedSVD` with a fixed `random_state`,
+    whose sign convention (svd_flip) makes a run reproducible. `add_context`
+    returns W + C with C = V * S**eig (hyperwords' "w+c"). The SVD runs in float32.
+    Returns float32 (V x dim).
+    """
+    from sklearn.decomposition import TruncatedSVD
+
+    n = min(matrix.shape)
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
+    if dim >= n:
+        raise ValueError(f"dim={dim} must be smaller than the vocabulary size ({n})")
+    if isinstance(eig, bool) or not isinstance(eig, (int, float)) or not math.isfinite(eig):
+        raise ValueError(f"eig must be a finite number, got {eig!r}")
+    # float32 halves the memory traffic of the sparse products that dominate randomized SVD
+    # (about 3x faster here); word vectors are float32 anyway.
+    x = sp.csr_matrix(matrix, dtype=np.float32)
+    svd = TruncatedSVD(n_components=int(dim), algorithm="randomized", n_iter=n_iter,
+                       random_state=random_state)
+    us = svd.fit_transform(x)                 # (V, dim) = U * S
+    s = svd.singular_values_                  # (dim,)
+    safe = np.where(s > 0, s, 1.0)
+    weights = np.where(s > 0, s ** eig, 0.0)
+    w = us.astype(np.float64) / safe * weights   # U * S**eig
+    if add_context:
+        w = w + svd.components_.T * weights   # + V * S**eig
+    return np.ascontiguousarray(w, dtype=np.float32)
+
+
+# -- the counts matrix on disk (no pickle) --------------------------------------
+COUNTS_FILE = "cooccurrence.npz"
+COUNTS_INFO = "cooccurrence.json"
+COUNTS_VOCAB = "cooccurrence_vocab.txt"
+COUNTS_VERSION = 1
+
+
+def write_counts(directory: str | os.PathLike, counts: sp.csr_matrix, words: Sequence[str], key: str) -> None:
+    """Write `cooccurrence.npz` (scipy's sparse npz), its row words and an info file
+    (re-use key, sha256 of the npz), each atomically; the info file is written last."""
+    from .atomic import atomic_write, atomic_write_json, sha256_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(directory / COUNTS_FILE, lambda h: sp.save_npz(h, sp.csr_matrix(counts), compressed=False))
+    text = "".join(f"{w}\n" for w in words).encode("utf-8")
+    atomic_write(directory / COUNTS_VOCAB, lambda h: h.write(text))
+    atomic_write_json(directory / COUNTS_INFO, {
+        "key": key, "version": COUNTS_VERSION, "shape": list(counts.shape), "nnz": int(counts.nnz),
+        "sha256": sha256_file(directory / COUNTS_FILE), "words_sha256": _words_sha256(words)})
+
+
+def read_counts(directory: str | os.PathLike, key: str | None = None,
+                words: Sequence[str] | None = None) -> sp.csr_matrix | None:
+    """Load counts written by `write_counts`; None when absent, for another key or vocabulary,
+    or damaged (checksum, shape, index or value checks fail). Never unpickles."""
+    from .atomic import sha256_file
+
+    directory = Path(directory)
+    try:
+        info = json.loads((directory / COUNTS_INFO).read_text(encoding="utf-8"))
+        if key is not None and info.get("key") != key:
+            return None
+        if words is not None and info.get("words_sha256") != _words_sha256(words):
+            return None
+        if sha256_file(directory / COUNTS_FILE) != info.get("sha256"):
+            return None
+        return load_counts_npz(directory / COUNTS_FILE, tuple(info["shape"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def load_counts_npz(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> sp.csr_matrix:
+    """Read a CSR matrix saved by `scipy.sparse.save_npz` with `allow_pickle=False`, validated."""
+    with np.load(path, allow_pickle=False) as npz:
+        fmt = npz["format"].item()
+        fmt = fmt.decode("ascii", "replace") if isinstance(fmt, bytes) else str(fmt)
+        if fmt != "csr":
+            raise ValueError(f"{path}: expected a CSR matrix, got format {fmt!r}")
+        got = tuple(int(x) for x in npz["shape"])
+        data, indices, indptr = npz["data"], npz["indices"], npz["indptr"]
+    if shape is not None and got != tuple(shape):
+        raise ValueError(f"{path}: shape {got}, expected {tuple(shape)}")
+    n_rows, n_cols = got
+    if (len(indptr) != n_rows + 1 or indptr[0] != 0 or indptr[-1] != len(data) or len(indices) != len(data)
+            or np.any(np.diff(indptr) < 0) or (len(indices) and (indices.min() < 0 or indices.max() >= n_cols))
+            or not np.all(np.isfinite(data))):
+        raise ValueError(f"{path}: inconsistent CSR arrays")
+    return sp.csr_matrix((data, indices, indptr), shape=got)
+
+
+def _words_sha256(words: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()
+
+
+# -- the estimator ----------------------------------------------------------------
+def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum \
+            or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+
+
+def _sentences_corpus(sentences: Iterable[Sequence[str]]) -> tuple[list[list[str]], str, int]:
+    """Materialize an in-memory corpus; return (sentences, sha256 of its corpus.txt form, tokens)."""
+    kept = [list(s) for s in sentences if len(s)]
+    digest = hashlib.sha256()
+    for s in kept:
+        digest.update((" ".join(s) + "\n").encode("utf-8"))
+    return kept, digest.hexdigest(), sum(len(s) for s in kept)
+
+
+class SVDTrainer:
+    """PPMI + truncated SVD word vectors, as a scikit-learn-style estimator.
+
+    `fit(corpus)` chains `count_cooccurrences` -> `ppmi` -> `svd_embed` and
+    sets `embeddings_` (rows in vocabulary order, most frequent first),
+    `counts_` (the V x V co-occurrence matrix), `vocabulary_` and `counts_key_`
+    (identifies the counts: corpus sha256 + counting parameters + vocabulary).
+    Words whose PPMI row is empty (no positive-PMI context) get no vector and
+    are left out of `embeddings_` rather than given a zero vector; their number
+    is in meta["dropped_words"].
+    """
+
+    method = "svd"
+
+    def __init__(
+        self,
+        dim: int = 100,
+        window: int = 5,
+        weighting: str = "uniform",
+        dynamic_window: bool = False,
+        subsample: float | None = None,
+        min_count: int = 5,
+        max_vocab: int | None = None,
+        cds: float = 0.75,
+        shift: float = 1.0,
+        eig: float = 0.5,
+        add_context: bool = False,
+        random_state: int = 0,
+        n_iter: int = 5,
+        workers: int | None = None,
+    ) -> None:
+        self.dim = dim
+        self.window = window
+        self.weighting = weighting
+        self.dynamic_window = dynamic_window
+        self.subsample = subsample
+        self.min_count = min_count
+        self.max_vocab = max_vocab
+        self.cds = cds
+        self.shift = shift
+        self.eig = eig
+        self.add_context = add_context
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.workers = workers
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyper-parameters, as stored in meta.json."""
+        return {
+            "dim": self.dim, "window": self.window, "weighting": self.weighting,
+            "dynamic_window": bool(self.dynamic_window), "subsample": self.subsample,
+            "min_count": self.min_count, "max_vocab": self.max_vocab, "cds": float(self.cds),
+            "shift": float(self.shift), "eig": float(self.eig), "add_context": bool(self.add_context),
+            "random_state": self.random_state, "n_iter": self.n_iter,
+        }
+
+    def count_params(self) -> dict[str, Any]:
+        """The parameters that decide the counts matrix (a change means recounting)."""
+        return {"window": self.window, "weighting": self.weighting,
+                "dynamic_window": bool(self.dynamic_window), "subsample": self.subsample,
+                "min_count": self.min_count, "max_vocab": self.max_vocab,
+                "seed": self.random_state if self.subsample is not None else None,
+                "version": COUNTS_VERSION}
+
+    def check_params(self) -> None:
+        """Raise `ValueError` naming the first bad hyper-parameter (cheap: no corpus read)."""
+        _check_int("dim", self.dim, 1)
+        _check_count_params(self.window, self.weighting, self.dynamic_window, self.subsample)
+        _check_int("min_count", self.min_count, 1)
+        if self.max_vocab is not None:
+            _check_int("max_vocab", self.max_vocab, 2)
+        for name in ("cds", "shift", "eig"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if self.cds <= 0:
+            raise ValueError(f"cds must be > 0 (context counts are raised to it), got {self.cds!r}")
+        if self.shift < 1:
+            raise ValueError(f"shift must be >= 1 (PMI is shifted by log(shift)), got {self.shift!r}")
+        _check_int("random_state", self.random_state, 0, 2**32 - 1)
+        _check_int("n_iter", self.n_iter, 1)
+        if self.workers is not None:
+            _check_int("workers", self.workers, 1, 512)
+        if not isinstance(self.add_context, bool):
+            raise ValueError(f"add_context must be True or False, got {self.add_context!r}")
+
+    def vocabulary(self, corpus: PreparedCorpus) -> Vocabulary:
+        """The vocabulary this trainer uses on `corpus`; raises `ValueError` if it cannot train."""
+        if corpus.n_tokens <= 0:
+            raise ValueError(f"the corpus {corpus.directory} is empty: it contains no tokens")
+        vocab = corpus.vocabulary(self.min_count, self.max_vocab)
+        self._check_vocab(vocab)
+        return vocab
+
+    def _check_vocab(self, vocab: Vocabulary) -> None:
+        if self.dim >= len(vocab):
+            raise ValueError(f"dim={self.dim} must be smaller than the vocabulary size ({len(vocab)} words "
+                             f"with min_count={self.min_count}); lower --dim or --min-count")
+
+    def counts_key(self, corpus_sha256: str, vocab: Vocabulary) -> str:
+        """sha256 identifying a counts matrix: corpus, counting parameters and vocabulary."""
+        blob = json.dumps({"corpus": corpus_sha256, "params": self.count_params(),
+                           "words": _words_sha256(vocab.words)}, sort_keys=True)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def fit(
+        self,
+        corpus: "PreparedCorpus | str | os.PathLike | Iterable[Sequence[str]]",
+        *,
+        counts: sp.spmatrix | None = None,
+        progress: _PROGRESS | None = None,
+        on_counts: Callable[[sp.csr_matrix, "SVDTrainer"], None] | None = None,
+        data_dir: str | os.PathLike | None = None,
+    ) -> "SVDTrainer":
+        """Train on `corpus` (prepared corpus, path, "sample", or token lists); return self.
+
+        `counts` re-uses a matrix counted earlier with the same `counts_key_`
+        (the caller checks the key); `on_counts(counts, self)` runs right after
+        counting (the CLI checkpoints the matrix there); `progress(n)` gets the
+        tokens read since its last call.
+        """
+        from .corpus import build_vocabulary
+        from .training import as_prepared
+
+        self.check_params()
+        started = time.perf_counter()
+        if isinstance(corpus, (PreparedCorpus, str, os.PathLike)):
+            prepared = as_prepared(corpus, data_dir)
+            vocab = self.vocabulary(prepared)
+            source: Any = prepared
+            corpus_info = {"sha256": prepared.sha256, "n_tokens": prepared.n_tokens,
+                           "n_sentences": prepared.n_sentences, "n_types": prepared.n_types}
+        else:
+            sentences, sha, n_tokens = _sentences_corpus(corpus)
+            if n_tokens == 0:
+                raise ValueError("the corpus is empty: it contains no tokens")
+            vocab = build_vocabulary(sentences, self.min_count, self.max_vocab)
+            self._check_vocab(vocab)
+            source = sentences
+            corpus_info = {"sha256": sha, "n_tokens": n_tokens, "n_sentences": len(sentences),
+                           "n_types": None}
+        self.vocabulary_ = vocab
+        self.counts_key_ = self.counts_key(corpus_info["sha256"], vocab)
+        V = len(vocab)
+        timings: dict[str, float] = {}
+        stats: dict[str, Any] = {}
+        t = time.perf_counter()
+        if counts is not None:
+            counts = sp.csr_matrix(counts, dtype=np.float64)
+            if counts.shape != (V, V):
+                raise ValueError(f"the given counts matrix has shape {counts.shape}, expected ({V}, {V})")
+            reused = True
+        else:
+            counts = count_cooccurrences(source, vocab, self.window, self.weighting, self.dynamic_window,
+                                         self.subsample, self.random_state, workers=self.workers,
+                                         progress=progress, stats=stats)
+            reused = False
+            timings["count_s"] = time.perf_counter() - t
+            if on_counts is not None:
+                on_counts(counts, self)
+        self.counts_ = counts
+        t = time.perf_counter()
+        weighted = ppmi(counts, self.cds, self.shift)
+        timings["ppmi_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        vectors = svd_embed(weighted, self.dim, self.eig, self.random_state, self.add_context, self.n_iter)
+        timings["svd_s"] = time.perf_counter() - t
+        keep = np.diff(weighted.indptr) > 0
+        words = [w for w, k in zip(vocab.words, keep.tolist()) if k]
+        timings["total_s"] = time.perf_counter() - started
+        meta: dict[str, Any] = {
+            "method": self.method,
+            "trainer": "PPMI (context smoothing) + scikit-learn TruncatedSVD (randomized)",
+            "params": self.get_params(),
+            "corpus": corpus_info,
+            "corpus_sha256": corpus_info["sha256"],
+            "counts_key": self.counts_key_,
+            "counts_reused": reused,
+            "cooccurrence": {"file": COUNTS_FILE, "shape": [V, V], "nnz": int(counts.nnz),
+                             "ppmi_nnz": int(weighted.nnz)},
+            "vocab_size_before_drop": V,
+            "dropped_words": int(V - len(words)),
+            "timings": timings,
+        }
+        if stats:
+            meta["tokens_counted"] = stats["tokens"]
+            meta["tokens_kept"] = stats["kept_tokens"]
+            if timings.get("count_s"):
+                meta["tokens_per_second"] = stats["tokens"] / timings["count_s"]
+        self.embeddings_ = Embeddings(words, vectors[keep], np.asarray(vocab.counts)[keep], meta)
+        return self
