@@ -531,6 +531,29 @@ def length_batches(windows: Sequence[Window], batch_tokens: int, n_special: int)
     return batches
 
 
+def encode_and_sum(
+    encoder: Encoder, windows: Sequence[Window], n_words: int, *, layers: str = "last",
+    batch_tokens: int = DEFAULT_BATCH_TOKENS, progress: bool = False,
+) -> tuple["torch.Tensor", "torch.Tensor"]:
+    """Encode `windows` in length-sorted batches; per vocabulary row, the sum of its
+    contextual vectors (float64, n_words x d) and how many were added (int64)."""
+    import torch
+    from tqdm import tqdm
+
+    sums = torch.zeros(n_words, encoder.dim, dtype=torch.float64)
+    contexts = torch.zeros(n_words, dtype=torch.int64)
+    with tqdm(total=sum(len(w.words) for w in windows), unit="tok", desc="pooling contexts",
+              disable=not progress, leave=False, smoothing=0.1) as bar:
+        for batch in length_batches(windows, batch_tokens, encoder.n_special):
+            vectors = encoder.encode_words([w.words for w in batch], layers)  # (sum words, d)
+            targets = torch.tensor([t for w in batch for t in w.targets], dtype=torch.long)
+            keep = (targets >= 0) & ~torch.isnan(vectors).any(dim=1)
+            sums.index_add_(0, targets[keep], vectors[keep].double())
+            contexts += torch.bincount(targets[keep], minlength=n_words)
+            bar.update(sum(len(w.words) for w in batch))
+    return sums, contexts
+
+
 @dataclass
 class PooledVectors:
     """The result of `pool_static`: sums divided by counts, and how it went."""
@@ -556,8 +579,6 @@ def pool_static(
     progress: bool = False,
 ) -> PooledVectors:
     """Mean contextual vector of every vocabulary word over at most `max_contexts` occurrences."""
-    import torch
-
     _check_layers(layers)
     if max_contexts < 1:
         raise ValueError(f"max_contexts must be >= 1, got {max_contexts}")
@@ -573,20 +594,9 @@ def pool_static(
     chosen = select_windows(windows, vocab_index, max_contexts, max_tokens, seed)
     n_tokens = sum(len(w.words) for w in chosen)
     n_pieces = sum(w.pieces + encoder.n_special for w in chosen)
-    sums = torch.zeros(len(vocab.words), encoder.dim, dtype=torch.float64)
-    contexts = torch.zeros(len(vocab.words), dtype=torch.int64)
-    from tqdm import tqdm
-
     encode_started = time.perf_counter()
-    with tqdm(total=n_tokens, unit="tok", desc="pooling contexts", disable=not progress,
-              leave=False, smoothing=0.1) as bar:
-        for batch in length_batches(chosen, batch_tokens, encoder.n_special):
-            vectors = encoder.encode_words([w.words for w in batch], layers)  # (sum words, d)
-            targets = torch.tensor([t for w in batch for t in w.targets], dtype=torch.long)
-            keep = (targets >= 0) & ~torch.isnan(vectors).any(dim=1)
-            sums.index_add_(0, targets[keep], vectors[keep].double())
-            contexts += torch.bincount(targets[keep], minlength=len(vocab.words))
-            bar.update(sum(len(w.words) for w in batch))
+    sums, contexts = encode_and_sum(encoder, chosen, len(vocab.words), layers=layers,
+                                    batch_tokens=batch_tokens, progress=progress)
     encode_seconds = time.perf_counter() - encode_started
     found = (contexts > 0).numpy()
     rows = np.flatnonzero(found)

@@ -410,6 +410,8 @@ class TransformerMLM:
         identity = {"config": asdict(config), "trainer": self._trainer_params(), "corpus_sha256": corpus.sha256}
         if ckpt_dir is not None and self.resume:
             found = latest_checkpoint(ckpt_dir)
+            if found is None and self.progress:
+                print(f"no checkpoint in {ckpt_dir}: starting from scratch", file=sys.stderr)
             if found is not None:
                 path, ckpt = found
                 for key, value in identity.items():
