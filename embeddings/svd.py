@@ -37,17 +37,17 @@ frequency) land in a bounded dense band of at most `BAND_CELLS` cells counted
 with `np.bincount`; the rest are sorted and run-length reduced, then merged into
 a sparse accumulator. Counts are exact integers (weights scaled by their common
 denominator), so the result does not depend on chunking or on the number of
-worker processes. Memory: one chunk, the band, and the non-zeros.
+counting threads. Memory: one chunk, the band, and the non-zeros.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import multiprocessing
 import os
+import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -62,10 +62,13 @@ WEIGHTINGS = ("uniform", "harmonic")
 #: Largest window for "harmonic" or `dynamic_window`: exact integer weights need lcm(1..window).
 MAX_WEIGHTED_WINDOW = 16
 MAX_WINDOW = 100
-#: Cells of the dense band of frequent rows (int64: 32 MiB).
-BAND_CELLS = 1 << 22
+#: Cells of the dense band of frequent rows (int64: 16 MiB; a larger one is slower here: cache misses and fresh pages).
+BAND_CELLS = 1 << 21
 #: Bytes of corpus text per chunk (chunks end at a newline).
 CHUNK_BYTES = 4 << 20
+#: Extra counting threads only for corpora of at least this many chunks per thread:
+#: below that, their own band and the merge cost more than they save.
+MIN_CHUNKS_PER_WORKER = 2
 _PACK = 24  # tokens up to this many bytes are matched in NumPy; longer ones through a dict
 _PROGRESS = Callable[[int], None]
 
@@ -239,7 +242,7 @@ def _iter_chunks(sentences: Iterable[Sequence[str]], chunk_bytes: int) -> Iterat
 # -- counting -----------------------------------------------------------------
 @dataclass(frozen=True)
 class _Plan:
-    """Everything a (possibly forked) worker needs to count a chunk."""
+    """Everything needed to count a chunk (shared read-only by the counting threads)."""
 
     n_words: int
     window: int
@@ -327,46 +330,45 @@ class _Accumulator:
     def _pairs(self, ids: np.ndarray, sent: np.ndarray) -> None:
         """Count the pairs (i, i + d), d = 1..window, of one chunk's id array."""
         plan = self.plan
-        V, K = plan.n_words, plan.band_rows
-        weighted = plan.scale != 1
-        key_type = np.int32 if V * V < (1 << 31) else np.int64
-        ids = ids.astype(key_type)
+        V, K, L = plan.n_words, plan.band_rows, plan.window
+        n = len(ids)
+        if n < 2:
+            return
+        signed, unsigned = (np.int32, np.uint32) if V * V < (1 << 31) else (np.int64, np.uint64)
+        ids = ids.astype(signed)
         band_limit = K * V
         # Sentence starts inside this chunk: pairs reaching across one are dropped.
         breaks = np.flatnonzero(sent[1:] != sent[:-1]) + 1
-        band_keys, band_w, rest_keys = [], [], []
-        for d in range(1, plan.window + 1):
-            if d >= len(ids):
-                break
-            a, b = ids[:-d], ids[d:]
-            key = np.minimum(a, b)
+        keys = np.empty((L, n), dtype=signed)     # row d-1: key of pair (i, i+d), -1 if none
+        for d in range(1, L + 1):
+            row = keys[d - 1]
+            if d >= n:
+                row[:] = -1
+                continue
+            a, b, key = ids[:-d], ids[d:], row[: n - d]
+            np.minimum(a, b, out=key)
             key *= V - 1
             key += a
-            key += b                     # lo * V + hi
+            key += b                             # lo * V + hi
+            row[n - d:] = -1
             if len(breaks):
                 bad = (breaks[:, None] - np.arange(1, d + 1)).ravel()
-                key[bad[(bad >= 0) & (bad < len(key))]] = -1
-            in_band = key.view(np.uint32 if key_type == np.int32 else np.uint64) < band_limit
-            band = key[in_band]
-            band_keys.append(band)
-            if weighted:
-                band_w.append(np.full(len(band), plan.numerators[d - 1], dtype=np.float64))
-            rest = key[key >= band_limit]
-            if len(rest):
-                rest = rest.astype(np.int64)
-                if weighted:
-                    rest *= plan.window
-                    rest += d - 1
-                rest_keys.append(rest)
-        if band_keys:
-            keys = np.concatenate(band_keys)
-            if weighted:
-                counts = np.bincount(keys, np.concatenate(band_w), minlength=len(self.band))
-                self.band += counts.astype(np.int64)
-            else:
-                self.band += np.bincount(keys, minlength=len(self.band))
-        if rest_keys:
-            self._reduce_rest(np.concatenate(rest_keys))
+                key[bad[(bad >= 0) & (bad < n - d)]] = -1
+        flat = keys.ravel()
+        in_band = flat.view(unsigned) < band_limit  # -1 is huge as unsigned: dropped
+        band = flat[in_band]
+        is_rest = flat >= band_limit
+        rest = flat[is_rest].astype(np.int64)
+        if plan.scale != 1:
+            numerators = np.asarray(plan.numerators, dtype=np.float64)
+            weights = np.repeat(numerators, n)[in_band]
+            self.band += np.bincount(band, weights, minlength=len(self.band)).astype(np.int64)
+            rest *= L
+            rest += np.flatnonzero(is_rest) // n  # d - 1
+        else:
+            self.band += np.bincount(band, minlength=len(self.band))
+        if len(rest):
+            self._reduce_rest(rest)
 
     def _reduce_rest(self, keys: np.ndarray) -> None:
         plan = self.plan
@@ -406,7 +408,7 @@ class _Accumulator:
         self.pending, self.pending_size = [], 0
 
     def merge(self, other: "_Accumulator") -> None:
-        """Add another accumulator's counts (from a worker process)."""
+        """Add another accumulator's counts (from another counting thread)."""
         self.band += other.band
         self._flush()
         other._flush()
@@ -446,21 +448,19 @@ def _worker_count(workers: int | None, n_chunks: int) -> int:
     from .training import cpu_count
 
     wanted = cpu_count() if workers is None else workers
-    return max(1, min(wanted, n_chunks))
+    return max(1, min(wanted, n_chunks // MIN_CHUNKS_PER_WORKER))
 
 
-def _count_file_range(path: str, ranges: list[tuple[int, int, int]], plan: _Plan, words: list[str],
-                      progress: Any = None) -> _Accumulator:
-    """Worker: count the chunks (index, start, end) of a prepared corpus file."""
-    lookup = _Lookup(words)
+def _count_file_range(path: str, ranges: list[tuple[int, int, int]], plan: _Plan, lookup: _Lookup,
+                      progress: _PROGRESS | None = None) -> _Accumulator:
+    """Count the chunks (index, start, end) of a corpus file into a new accumulator."""
     acc = _Accumulator(plan)
     with open(path, "rb") as handle:
         for index, start, end in ranges:
             handle.seek(start)
             n = acc.add_chunk(handle.read(end - start), index, lookup)
             if progress is not None:
-                with progress.get_lock():
-                    progress.value += n
+                progress(n)
     acc._flush()
     return acc
 
@@ -484,7 +484,7 @@ def count_cooccurrences(
     `corpus` is a `PreparedCorpus`, a path to a `corpus.txt` (one sentence per
     line, tokens separated by spaces), or an iterable of token lists. See the
     module docstring for the conventions. `workers` > 1 counts chunks of a
-    corpus file in that many forked processes (same result, exactly);
+    large corpus file in that many threads (same result, exactly);
     `progress(n)` is called with the number of tokens read since the last call;
     `stats`, when given, receives token counts. Raises `ValueError` for bad
     parameters or a corpus without any in-vocabulary pair.
@@ -517,8 +517,8 @@ def count_cooccurrences(
     else:
         chunks = [(i, a, b) for i, (a, b) in enumerate(_file_chunks(path, chunk_bytes))]
         n_workers = _worker_count(workers, len(chunks))
+        lookup = _Lookup(words)
         if n_workers == 1:
-            lookup = _Lookup(words)
             with open(path, "rb") as handle:
                 for index, start, end in chunks:
                     handle.seek(start)
@@ -526,7 +526,7 @@ def count_cooccurrences(
                     if progress is not None:
                         progress(n)
         else:
-            _count_parallel(acc, str(path), chunks, plan, words, n_workers, progress)
+            _count_parallel(acc, str(path), chunks, plan, lookup, n_workers, progress)
     if stats is not None:
         stats.update(tokens=acc.tokens, kept_tokens=acc.kept)
     if acc.kept == 0:
@@ -538,39 +538,24 @@ def count_cooccurrences(
 
 
 def _count_parallel(acc: _Accumulator, path: str, chunks: list[tuple[int, int, int]], plan: _Plan,
-                    words: list[str], n_workers: int, progress: _PROGRESS | None) -> None:
-    """Split the chunks into contiguous runs, count each in a forked process, merge in order."""
-    ctx = multiprocessing.get_context("fork")
-    counter = ctx.Value("q", 0)
+                    lookup: _Lookup, n_workers: int, progress: _PROGRESS | None) -> None:
+    """Split the chunks into contiguous runs, count each in a thread, merge.
+
+    Threads, not processes: the NumPy work (ufuncs, sorting, bincount, boolean
+    indexing) releases the GIL, and nothing is forked or pickled."""
+    lock = threading.Lock()
+
+    def report(n: int) -> None:
+        if progress is not None:
+            with lock:
+                progress(n)
+
     per = -(-len(chunks) // n_workers)
     runs = [chunks[i:i + per] for i in range(0, len(chunks), per)]
-    reported = 0
-    with ProcessPoolExecutor(max_workers=len(runs), mp_context=ctx,
-                             initializer=_set_counter, initargs=(counter,)) as pool:
-        futures = [pool.submit(_count_file_range_shared, path, run, plan, words) for run in runs]
-        pending = set(futures)
-        while pending:
-            _done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            if progress is not None:
-                value = counter.value
-                if value > reported:
-                    progress(value - reported)
-                    reported = value
-        for future in futures:  # merge in chunk order: integer sums, so order only matters for speed
-            acc.merge(future.result())
-
-
-_COUNTER: Any = None
-
-
-def _set_counter(counter: Any) -> None:
-    global _COUNTER
-    _COUNTER = counter
-
-
-def _count_file_range_shared(path: str, ranges: list[tuple[int, int, int]], plan: _Plan,
-                             words: list[str]) -> _Accumulator:
-    return _count_file_range(path, ranges, plan, words, _COUNTER)
+    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="svd-count") as pool:
+        parts = list(pool.map(lambda run: _count_file_range(path, run, plan, lookup, report), runs))
+    for part in parts:  # integer sums: the result does not depend on the split
+        acc.merge(part)
 
 
 # -- PPMI ---------------------------------------------------------------------

@@ -59,7 +59,7 @@ def register(train_subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--add-context", action="store_true", help="return W + C (word + context vectors)")
     p.add_argument("--seed", type=int, default=0, help="random state of the SVD and subsampling (default: 0)")
     p.add_argument("--workers", type=int, default=None,
-                   help="counting processes for large corpora (default: all cores; results are identical)")
+                   help="counting threads for large corpora (default: all cores; results are identical)")
     p.add_argument("--resume", action="store_true",
                    help="continue after a crash or kill: re-use the counts checkpoint of NAME (done by "
                         "default too whenever the counting parameters match; the SVD steps are deterministic)")

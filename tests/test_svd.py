@@ -112,13 +112,17 @@ def test_counts_match_python_reference(monkeypatch, seed, weighting, dynamic):
     np.testing.assert_allclose(dense(chunked), expected, rtol=1e-12)
 
 
-def test_file_input_and_worker_processes_give_identical_counts(tmp_path, monkeypatch):
+def test_file_input_and_counting_threads_give_identical_counts(tmp_path, monkeypatch):
     sentences, vocab = random_corpus(5, n_sentences=400)
     path = tmp_path / "corpus.txt"
     path.write_text("".join(" ".join(s) + "\n" for s in sentences), encoding="utf-8")
     monkeypatch.setattr(svd, "BAND_CELLS", 4 * len(vocab))
-    one = count_cooccurrences(path, vocab, 4, "harmonic", chunk_bytes=500)
+    threads_used = []
+    parallel = svd._count_parallel
+    monkeypatch.setattr(svd, "_count_parallel", lambda *a: threads_used.append(a[5]) or parallel(*a))
+    one = count_cooccurrences(path, vocab, 4, "harmonic", chunk_bytes=500, workers=1)
     two = count_cooccurrences(path, vocab, 4, "harmonic", chunk_bytes=500, workers=2)
+    assert threads_used == [2]
     mem = count_cooccurrences(sentences, vocab, 4, "harmonic", chunk_bytes=500)
     assert (one != two).nnz == 0 and (one != mem).nnz == 0
     np.testing.assert_allclose(dense(one), reference_counts(sentences, vocab.words, 4, "harmonic"))
