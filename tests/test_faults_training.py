@@ -1,7 +1,8 @@
 """kill -9 during training, then `--resume`: the run continues from the newest
-complete epoch checkpoint and ends equal to an uninterrupted run (the trainers
-are deterministic in these settings). Each run is killed at random moments,
-several times in a row, so kills also land while a checkpoint is being written.
+complete checkpoint and ends equal to an uninterrupted run (each trainer is
+deterministic in the settings used here: word2vec with one worker, SVD with a
+fixed random_state, the Transformer on one thread). Kills land at random
+moments after a checkpoint, so also while the next one is being written.
 Planted pickle payloads in a checkpoint directory are never executed."""
 from __future__ import annotations
 
@@ -20,51 +21,87 @@ import numpy as np
 import pytest
 
 from embeddings import store
+from embeddings.atomic import sha256_file
 from embeddings.cli import main
 from embeddings.corpus import PreparedCorpus, prepare_corpus
 from embeddings.training import checkpoint_dir
 from tests.test_faults_store import plant_payloads
 
 ROOT = Path(__file__).resolve().parents[1]
-RESUMING = re.compile(r"resum\w* .*?(?:after|from) (?:the checkpoint after )?epoch (\d+)")
+
+
+def zipf_corpus(directory: Path, n_words: int, n_sentences: int, exponent: float = 1.0) -> PreparedCorpus:
+    """Sentences of 20 Zipf-distributed words w0..w(n-1), prepared for training."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(n_words)]
+    p = 1.0 / np.arange(1, n_words + 1) ** exponent
+    p /= p.sum()
+    raw = directory / "corpus.txt"
+    raw.write_text("\n".join(" ".join(rng.choice(words, size=20, p=p)) for _ in range(n_sentences)) + "\n")
+    return prepare_corpus(raw, directory / "prepared")
 
 
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory) -> PreparedCorpus:
-    """About 24k tokens of Zipf-distributed words: an epoch takes about 0.1 s."""
-    rng = np.random.default_rng(0)
-    words = [f"w{i}" for i in range(300)]
-    p = 1.0 / np.arange(1, len(words) + 1)
-    p /= p.sum()
-    raw = tmp_path_factory.mktemp("tiny") / "tiny.txt"
-    raw.write_text("\n".join(" ".join(rng.choice(words, size=20, p=p)) for _ in range(1200)) + "\n")
-    return prepare_corpus(raw, raw.parent / "prepared")
+    """About 24k tokens over 300 words: a word2vec epoch takes about 0.1 s."""
+    return zipf_corpus(tmp_path_factory.mktemp("tiny"), 300, 1200)
 
 
-@dataclass
-class Trainer:
-    """How to run one trainer from the CLI and find its complete epoch checkpoints."""
-
-    family: str
-    options: list[str]
-    completed_epochs: Callable[[Path], list[int]]  # epochs of complete checkpoints in a checkpoint dir
+@pytest.fixture(scope="module")
+def svd_corpus(tmp_path_factory) -> PreparedCorpus:
+    """About 100k tokens over 2,000 words: the SVD step lasts long enough to be killed in."""
+    return zipf_corpus(tmp_path_factory.mktemp("svd"), 2000, 5000, exponent=0.9)
 
 
-def _dir_epochs(ckpt: Path) -> list[int]:
+def _epoch_dirs(ckpt: Path) -> list[int]:
+    """word2vec: complete checkpoints are epoch-NNNN/ directories."""
     return sorted(int(m.group(1)) for p in ckpt.glob("epoch-*")
                   if p.is_dir() and (m := re.fullmatch(r"epoch-(\d+)", p.name)))
 
 
+def _epoch_files(ckpt: Path) -> list[int]:
+    """Transformer: complete checkpoints are epoch-NNNN.pt files (renamed into place)."""
+    return sorted(int(m.group(1)) for p in ckpt.glob("epoch-*.pt")
+                  if (m := re.fullmatch(r"epoch-(\d+)\.pt", p.name)))
+
+
+def _svd_counts(ckpt: Path) -> list[int]:
+    """SVD: the one checkpoint is the co-occurrence counts; "step 1" once its info file is written."""
+    return [1] if (ckpt / "counts" / "cooccurrence.json").is_file() else []
+
+
+@dataclass
+class Trainer:
+    """How to run one trainer from the CLI, find its complete checkpoints, and read
+    from its stderr which checkpoint a resumed run started from."""
+
+    family: str
+    options: list[str]
+    completed: Callable[[Path], list[int]]
+    resumed: re.Pattern  # group 1 = the epoch (or step) the run resumed from
+    max_delay: float  # upper bound of the random wait after a new checkpoint before the kill
+    kills: int
+    corpus: str  # fixture name
+
+
 TRAINERS = {
     "skipgram": Trainer("skipgram", ["--dim", "12", "--window", "3", "--epochs", "14", "--workers", "1",
-                                     "--seed", "5", "--min-count", "1"], _dir_epochs),
+                                     "--seed", "5", "--min-count", "1", "--quiet"], _epoch_dirs,
+                        re.compile(r"resuming \w+ from the checkpoint after epoch (\d+)"), 0.4, 2, "tiny_corpus"),
+    "svd": Trainer("svd", ["--dim", "40", "--window", "3", "--min-count", "1", "--seed", "3", "--quiet"],
+                   _svd_counts, re.compile(r"re-using the co-occurrence counts from checkpoint()"), 0.05, 1,
+                   "svd_corpus"),
+    "transformer": Trainer("transformer", ["--d-model", "16", "--layers", "1", "--heads", "2", "--max-len", "16",
+                                           "--epochs", "4", "--batch-size", "64", "--threads", "1",
+                                           "--min-count", "1", "--seed", "2"], _epoch_files,
+                           re.compile(r"resuming from \S+ \(epoch (\d+)"), 0.3, 1, "tiny_corpus"),
 }
 
 
 def _args(trainer: Trainer, corpus: PreparedCorpus, models: Path, name: str) -> list[str]:
     """`wordspace` arguments training `name` with this trainer's small settings."""
     return ["train", trainer.family, "--corpus", str(corpus.directory), "--name", name, "--models", str(models),
-            "--quiet", *trainer.options]
+            *trainer.options]
 
 
 def _cli(args: list[str], capsys) -> tuple[int, str]:
@@ -73,82 +110,121 @@ def _cli(args: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def _run_and_kill(argv: list[str], ckpt: Path, trainer: Trainer, delay: float) -> tuple[int | None, str]:
+def _resumed_from(trainer: Trainer, err: str) -> int | None:
+    match = trainer.resumed.search(err)
+    if match is None:
+        return None
+    return int(match.group(1)) if match.group(1) else 1
+
+
+def _run_and_kill(args: list[str], ckpt: Path, trainer: Trainer, delay: float) -> str:
     """Start a training run, wait until it has written a checkpoint newer than the
-    ones present at start, wait `delay` s more and SIGKILL it. Returns the epoch
-    the run said it resumed from (None for a fresh start) and its stderr."""
-    before = max(trainer.completed_epochs(ckpt), default=0)
-    child = subprocess.Popen([sys.executable, "-m", "embeddings.cli", *argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ones present at start, wait `delay` s more and SIGKILL it; returns its stderr."""
+    before = max(trainer.completed(ckpt), default=0)
+    child = subprocess.Popen([sys.executable, "-m", "embeddings.cli", *args], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while max(trainer.completed_epochs(ckpt), default=0) <= before and child.poll() is None \
+    while max(trainer.completed(ckpt), default=0) <= before and child.poll() is None \
             and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.005)
     time.sleep(delay)
     child.send_signal(signal.SIGKILL)
     _out, err = child.communicate()
-    assert child.returncode == -signal.SIGKILL, f"the run ended before the kill:\n{err}"
-    match = RESUMING.search(err)
-    return (int(match.group(1)) if match else None), err
+    assert child.returncode == -signal.SIGKILL, f"the run ended before the kill:\n{err[-2000:]}"
+    return err
 
 
 @pytest.mark.parametrize("family", sorted(TRAINERS))
-def test_kill9_during_training_then_resume_equals_uninterrupted(family, tiny_corpus, tmp_path, capsys):
-    """Two kills at random moments, then --resume to the end: every resume starts
-    from the newest complete checkpoint, the final model equals an uninterrupted run."""
+def test_kill9_during_training_then_resume_equals_uninterrupted(family, request, tmp_path, capsys):
+    """Kills at random moments after a checkpoint, then --resume to the end: every
+    resume starts from the newest complete checkpoint, no half model is ever
+    published, and the final model equals an uninterrupted run."""
     trainer = TRAINERS[family]
+    corpus = request.getfixturevalue(trainer.corpus)
     models = tmp_path / "models"
-    code, err = _cli(_args(trainer, tiny_corpus, models, "reference"), capsys)
+    code, err = _cli(_args(trainer, corpus, models, "reference"), capsys)
     assert code == 0, err
     ckpt = checkpoint_dir(models, "killed")
-    argv = _args(trainer, tiny_corpus, models, "killed")
+    args = _args(trainer, corpus, models, "killed")
     rng = random.Random(family)
-    resumed_from = []
-    for attempt in range(2):
-        started_from, _err = _run_and_kill(argv + (["--resume"] if attempt else []), ckpt, trainer,
-                                           rng.uniform(0.0, 0.4))
+    expected = None
+    for attempt in range(trainer.kills):
+        err = _run_and_kill(args + (["--resume"] if attempt else []), ckpt, trainer,
+                            rng.uniform(0.0, trainer.max_delay))
         if attempt:
-            resumed_from.append(started_from)
-            assert started_from == expected, _err
-        assert not store.model_path(models, "killed").exists()  # no half model was ever published
-        expected = max(trainer.completed_epochs(ckpt))
-        assert expected >= 1
-    code, err = _cli(argv + ["--resume"], capsys)
-    assert code == 0, err
-    match = RESUMING.search(err)
-    assert match and int(match.group(1)) == expected, err
-    killed = store.load_model(models, "killed")
-    np.testing.assert_array_equal(killed.vectors, store.load_model(models, "reference").vectors)
-    assert killed.words == store.load_model(models, "reference").words
-    assert not ckpt.exists() or not any(ckpt.iterdir())  # checkpoints cleared once the model is saved
+            assert _resumed_from(trainer, err) == expected, err[-2000:]
+        assert not store.model_path(models, "killed").exists()  # nothing half-trained was published
+        expected = max(trainer.completed(ckpt))
+    code, err = _cli(args + ["--resume"], capsys)
+    assert code == 0, err[-2000:]
+    assert _resumed_from(trainer, err) == expected, err[-2000:]
+    killed, reference = store.load_model(models, "killed"), store.load_model(models, "reference")
+    assert killed.words == reference.words
+    np.testing.assert_array_equal(killed.vectors, reference.vectors)
+
+
+def test_svd_resume_with_a_corrupt_counts_checkpoint_recounts(svd_corpus, tmp_path, capsys):
+    """A counts checkpoint damaged after the kill is not trusted: --resume counts again
+    and still ends equal to an uninterrupted run."""
+    trainer = TRAINERS["svd"]
+    models = tmp_path / "models"
+    ckpt = checkpoint_dir(models, "killed")
+    _run_and_kill(_args(trainer, svd_corpus, models, "killed"), ckpt, trainer, 0.0)
+    counts = ckpt / "counts" / "cooccurrence.npz"
+    data = bytearray(counts.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    counts.write_bytes(bytes(data))
+    code, err = _cli(_args(trainer, svd_corpus, models, "killed") + ["--resume"], capsys)
+    assert code == 0, err[-2000:]
+    assert "re-using" not in err
+    code, err = _cli(_args(trainer, svd_corpus, models, "reference"), capsys)
+    assert code == 0, err[-2000:]
+    np.testing.assert_array_equal(store.load_model(models, "killed").vectors,
+                                  store.load_model(models, "reference").vectors)
 
 
 #: Names inside a checkpoint directory that a resuming trainer might open.
 CHECKPOINT_NAMES = {
     "skipgram": ("epoch-0009/input.npy", "epoch-0009/output.npy", "epoch-0009/rng_keys.npy",
                  "epoch-0010/input.npy", "epoch-0010/output.npy", "epoch-0010/rng_keys.npy"),
+    "svd": ("counts/cooccurrence.npz", "counts/cooccurrence_vocab.txt"),
+    "transformer": ("epoch-0001.pt", "epoch-0002.pt", "epoch-0003.pt", "epoch-9999.pt"),
 }
 
 
-@pytest.mark.parametrize("family", sorted(TRAINERS))
-def test_resume_never_unpickles_planted_checkpoints(family, tiny_corpus, tmp_path, capsys):
-    """Checkpoints made of pickle payloads (with a state.json whose checksums match
-    them) are refused or skipped by --resume, and no payload ever runs."""
-    trainer = TRAINERS[family]
-    models = tmp_path / "models"
-    ckpt = checkpoint_dir(models, "evil")
-    sentinel = tmp_path / "pwned"
+def _plant_checkpoints(ckpt: Path, family: str, sentinel: Path) -> None:
+    """Payloads under every checkpoint name, plus the index files (state.json,
+    cooccurrence.json) recording their checksums, so the loaders reach them."""
     plant_payloads(ckpt, CHECKPOINT_NAMES[family], sentinel)
-    from embeddings.atomic import sha256_file
-
     for directory in {p.parent for p in ckpt.rglob("*") if p.is_file()}:
         files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                  for p in directory.iterdir() if p.is_file()}
-        state = {"format": 1, "epochs_done": int(directory.name.split("-")[-1]) if "-" in directory.name else 1,
-                 "files": files}
-        (directory / "state.json").write_text(json.dumps(state))
-    code, err = _cli(_args(trainer, tiny_corpus, models, "evil") + ["--resume"], capsys)
+        if family == "skipgram":
+            (directory / "state.json").write_text(json.dumps({"format": 1, "files": files}))
+        elif family == "svd":
+            npz = directory / "cooccurrence.npz"
+            (directory / "cooccurrence.json").write_text(json.dumps(
+                {"key": "x", "version": 1, "shape": [1, 1], "nnz": 1, "sha256": sha256_file(npz)}))
+
+
+@pytest.mark.parametrize("family", sorted(TRAINERS))
+def test_resume_never_unpickles_planted_checkpoints(family, request, tmp_path, capsys):
+    """Checkpoints made of pickle payloads (with index files whose checksums match
+    them) are refused or skipped by --resume, and no payload ever runs."""
+    trainer = TRAINERS[family]
+    corpus = request.getfixturevalue(trainer.corpus)
+    models = tmp_path / "models"
+    sentinel = tmp_path / "pwned"
+    _plant_checkpoints(checkpoint_dir(models, "evil"), family, sentinel)
+    args = _args(trainer, corpus, models, "evil") + ["--resume"]
+    if family == "transformer":
+        args[args.index("--epochs") + 1] = "1"
+    code, err = _cli(args, capsys)
     assert not sentinel.exists()
     # Either the payloads were skipped as broken checkpoints and training started over,
     # or the run refused them with one clear line.
-    assert code == 0 or err.strip().splitlines()[-1].startswith("wordspace: error:"), err
-    assert "checkpoint" in err  # the planted files were reached and refused, not silently ignored
+    assert code == 0 or err.strip().splitlines()[-1].startswith("wordspace: error:"), err[-2000:]
+    assert "Traceback" not in err
+    refused = {"skipgram": "skipped broken checkpoint", "transformer": "skipping"}.get(family)
+    if refused:  # the planted files were reached and refused, not silently ignored
+        assert refused in err, err[-2000:]
