@@ -196,15 +196,21 @@ class HFEncoder(Encoder):
         self._piece_cache: dict[str, int] = {}
 
     def piece_counts(self, words: Sequence[str]) -> list[int]:
-        todo = [w for w in dict.fromkeys(words) if w not in self._piece_cache]
+        cache = self._piece_cache
+        todo = [w for w in dict.fromkeys(words) if w not in cache]
+        fresh: dict[str, int] = {}
         if todo:
             with self._lock:
                 ids = self.tokenizer(todo, add_special_tokens=False)["input_ids"]
-            self._piece_cache.update((w, len(i)) for w, i in zip(todo, ids))
-            if len(self._piece_cache) > 1_000_000:  # bound memory for endless streams
-                self._piece_cache.clear()
-        cache = self._piece_cache
-        return [cache[w] if w in cache else self.piece_counts([w])[0] for w in words]
+            fresh = {w: len(i) for w, i in zip(todo, ids)}
+            if len(cache) > 1_000_000:  # bound memory for endless streams
+                cache.clear()
+            cache.update(fresh)
+        return [fresh[w] if w in fresh else cache.get(w) or self._count_one(w) for w in words]
+
+    def _count_one(self, word: str) -> int:
+        with self._lock:
+            return len(self.tokenizer(word, add_special_tokens=False)["input_ids"])
 
     def encode_words(self, batch: Sequence[Sequence[str]], layers: str = "last") -> "torch.Tensor":
         import torch

@@ -197,3 +197,42 @@ def test_checkpoint_loader_refuses_pickled_code_and_truncation(tmp_path):
         load_checkpoint(cut)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_kill_during_training_then_resume_matches_uninterrupted(tmp_path):
+    """`wordspace train transformer` killed with SIGKILL mid-run, then --resume: same model."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from embeddings import store
+    from embeddings.cli import main
+
+    raw = tmp_path / "grammar.txt"
+    raw.write_text("\n".join(grammar_lines(200, 12, seed=5)) + "\n", encoding="utf-8")
+    common = ["--corpus", str(raw), "--name", "m", "--d-model", "16", "--heads", "2", "--layers", "1",
+              "--max-len", "16", "--epochs", "12", "--batch-size", "8", "--min-count", "1",
+              "--threads", "1", "--data", str(tmp_path / "data")]
+    killed = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    proc = subprocess.Popen([sys.executable, "-m", "embeddings.cli", "train", "transformer", *common,
+                             "--models", str(killed)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpts = killed / ".checkpoints" / "m"
+    deadline = time.monotonic() + 120
+    while not (ckpts / "epoch-0002.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not (ckpts / "epoch-0012.pt").exists()
+    assert main(["train", "transformer", *common, "--models", str(killed), "--resume"]) == 0
+    assert main(["train", "transformer", *common, "--models", str(tmp_path / "straight")]) == 0
+    resumed = store.load_model(killed, "m")
+    straight = store.load_model(tmp_path / "straight", "m")
+    assert resumed.words == straight.words
+    np.testing.assert_array_equal(resumed.vectors, straight.vectors)
