@@ -26,7 +26,8 @@ pass a deterministic `hashfxn` so that no gensim version can make it matter.
 Checkpoint layout (`embeddings.training.checkpoint_dir(models_dir, name)`)::
 
     .lock                      flock held while a process trains this name
-    epoch-0007/                newest complete checkpoint (older ones pruned)
+    epoch-0007/                newest complete checkpoint (older ones pruned); the
+                               last epoch is not checkpointed, it goes into the model
         input.npy              W  = syn0 (wv.vectors), float32 (vocab x dim)
         output.npy             W' = syn1neg, float32 (vocab x dim)
         rng_keys.npy           uint32[624], MT19937 key of model.random
@@ -245,8 +246,11 @@ class Word2VecTrainer:
         """Raise `ValueError` if `corpus` cannot train this model; return the tokens kept by min_count."""
         if corpus.n_tokens <= 0:
             raise ValueError(f"the corpus {corpus.directory} is empty: it contains no tokens")
-        vocab = corpus.vocabulary(self.min_count)  # raises when min_count removes every word
-        kept = vocab.total
+        counts = corpus.vocabulary().counts
+        kept = sum(c for c in counts if c >= self.min_count)
+        if kept == 0:
+            raise ValueError(f"min_count={self.min_count} removes every word "
+                             f"(the most frequent word occurs {max(counts, default=0)} times)")
         if kept <= self.window:
             raise ValueError(
                 f"the corpus is shorter than the window: {kept} tokens survive min_count={self.min_count}, "
@@ -353,7 +357,9 @@ class Word2VecTrainer:
                 state["epoch_seconds"].append(seconds)
                 state["epoch_words"].append(int(raw))
                 state["epoch_effective_words"].append(int(effective))
-                if writer is not None:
+                # The last epoch goes straight into the (atomic) model save instead: a kill during that
+                # save resumes from epoch N-1 and recomputes the same last epoch.
+                if writer is not None and epoch + 1 < model.epochs:
                     writer.submit(model, params, prepared.sha256, vocab_sha, state)
                 if on_epoch is not None:
                     on_epoch(EpochReport(epoch + 1, model.epochs, loss, previous, int(raw), int(effective), seconds))
@@ -366,7 +372,7 @@ class Word2VecTrainer:
                 info: ResumeInfo) -> None:
         """Turn the gensim model into `embeddings_` (and `context_vectors_`)."""
         words = list(model.wv.index_to_key)
-        counts = np.array([model.wv.get_vecattr(i, "count") for i in range(len(words))], dtype=np.int64)
+        counts = np.asarray(model.wv.expandos["count"], dtype=np.int64)
         seconds = float(sum(state["epoch_seconds"]))
         words_trained = int(sum(state["epoch_words"]))
         meta: dict[str, Any] = {
