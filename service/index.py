@@ -114,6 +114,15 @@ class FaissBackend:
         self.dim = int(index.d)
         self.ef_search = int(ef_search)
 
+    def unit_view(self) -> np.ndarray:
+        """The unit rows stored inside the index, as a read-only (n x d) view (no copy).
+
+        Valid while this backend (which owns the index) is alive."""
+        flat = self.index if self.kind == "flat" else faiss.downcast_index(self.index.storage)
+        view = faiss.rev_swig_ptr(flat.get_xb(), self.ntotal * self.dim).reshape(self.ntotal, self.dim)
+        view.flags.writeable = False
+        return view
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` inner products; ids may contain -1 where FAISS found fewer."""
         queries = _as_queries(queries, self.dim)
@@ -151,7 +160,11 @@ def build_faiss(
 ) -> faiss.Index:
     """Build a FAISS inner-product index over a contiguous float32 copy of the unit rows."""
     kind = kind or default_kind(len(emb), flat_max)
-    unit = np.array(emb.normalized, dtype=np.float32, order="C", copy=True)
+    # Normalise a private copy (as Embeddings.normalized does) without caching a second copy on `emb`.
+    unit = np.array(emb.vectors, dtype=np.float32, order="C", copy=True)
+    norms = np.linalg.norm(unit, axis=1)
+    norms[norms == 0] = 1.0
+    unit /= norms[:, None]
     if kind == "flat":
         index = faiss.IndexFlatIP(emb.dim)
     elif kind == "hnsw":
@@ -271,6 +284,17 @@ class WordIndex:
     emb: Embeddings
     backend: Backend
     suggest_limit: int = 100_000
+    #: The L2-normalised rows: the FAISS index's own storage when it has one (no second
+    #: copy, nothing to recompute at start), else `emb.normalized`.
+    unit: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit is None:
+            view = getattr(self.backend, "unit_view", None)
+            self.unit = view() if view is not None else self.emb.normalized
+        if self.unit.shape != (len(self.emb), self.emb.dim):
+            raise ValueError(f"unit rows {self.unit.shape} do not match the embeddings "
+                             f"({len(self.emb)} x {self.emb.dim})")
 
     @classmethod
     def brute_force(cls, emb: Embeddings) -> "WordIndex":
@@ -314,7 +338,7 @@ class WordIndex:
         return list(dict.fromkeys(exact_case + close))[:n]
 
     def _unit(self, word: str) -> np.ndarray:
-        return self.emb.normalized[self.emb.index_of(word)]
+        return self.unit[self.emb.index_of(word)]
 
     def _search(self, query: np.ndarray, k: int, exclude: Sequence[int] = (),
                 restrict_vocab: int | None = None, exact: bool = False) -> list[Neighbor]:
@@ -327,7 +351,7 @@ class WordIndex:
             return []
         if exact or limit < n:
             # Exact: FAISS's brute-force kNN over the (first `limit`) unit rows, no copy.
-            scores, ids = faiss.knn(_as_queries(query, self.emb.dim), self.emb.normalized[:limit], want,
+            scores, ids = faiss.knn(_as_queries(query, self.emb.dim), self.unit[:limit], want,
                                     metric=faiss.METRIC_INNER_PRODUCT)
         else:
             scores, ids = self.backend.search(query, want)
@@ -367,7 +391,7 @@ class WordIndex:
             else:
                 row = self.emb.index_of(term)
                 used.append(row)
-                mean += weight * self.emb.normalized[row]
+                mean += weight * self.unit[row]
         norm = np.linalg.norm(mean)
         if not np.isfinite(norm) or norm == 0:
             raise ValueError("the query vector is zero (or not finite); nothing to search for")
@@ -404,9 +428,9 @@ class WordIndex:
         rows = [self.emb.index_of(w) for w in (a, b, c)]
         n = len(self.emb)
         limit = n if restrict_vocab is None else max(0, min(int(restrict_vocab), n))
-        unit = self.emb.normalized[:limit]
+        unit = self.unit[:limit]
         # One matrix-vector product per word (faster than a (limit x d) @ (d x 3) product in OpenBLAS).
-        cos_a, cos_b, cos_c = ((unit @ self.emb.normalized[r] + 1.0) / 2.0 for r in rows)  # shifted to [0, 1]
+        cos_a, cos_b, cos_c = ((unit @ self.unit[r] + 1.0) / 2.0 for r in rows)  # shifted to [0, 1]
         scores = cos_b * cos_c / (cos_a + COSMUL_EPS)
         excluded = {r for r in rows if r < limit}
         top_scores, ids = _top_k(scores[None, :], min(k + len(excluded), limit))
@@ -424,7 +448,7 @@ class WordIndex:
         if len(words) < 2:
             raise ValueError("odd-one-out needs at least two words")
         self.require(words)
-        unit = self.emb.normalized[[self.emb.index_of(w) for w in words]]
+        unit = self.unit[[self.emb.index_of(w) for w in words]]
         mean = unit.mean(axis=0)
         norm = np.linalg.norm(mean)
         if norm == 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,7 +19,7 @@ from typing import Any, Mapping
 from embeddings import store
 from embeddings.vectors import Embeddings
 
-from .index import IndexReport, WordIndex, load_or_build
+from .index import INDEX_FILE, IndexReport, WordIndex, load_or_build
 
 log = logging.getLogger("wordspace.service")
 
@@ -117,8 +118,7 @@ class Registry:
         if not path.exists():
             raise store.ModelError(f"no model named {name!r} in {self.models_dir}")
         resolved = path.resolve()
-        emb = store.load_model_dir(resolved, verify=s["VERIFY_CHECKSUMS"], mmap=True)
-        emb.normalized  # noqa: B018 -- warm the cached unit rows before serving threads race for it
+        emb = self._load_verified(resolved)
         backend, report = load_or_build(
             self.models_dir, name, emb, model_dir=resolved, kind=s["INDEX_KIND"], flat_max=s["FLAT_MAX_WORDS"],
             m=s["HNSW_M"], ef_construction=s["HNSW_EF_CONSTRUCTION"], ef_search=s["HNSW_EF_SEARCH"],
@@ -129,6 +129,23 @@ class Registry:
         log.info("model %s: %d words x %d, index %s %s in %.2f s", name, len(emb), emb.dim,
                  report.kind, report.source, report.seconds)
         return LoadedModel(name, resolved, emb.meta, WordIndex(emb, backend), report, contextual)
+
+    def _load_verified(self, path: Path) -> Embeddings:
+        """Load the vectors while other threads check the files' sha256 (hashlib releases
+        the GIL). The index file is left to `load_or_build`: a corrupt index is rebuilt,
+        it does not fail the model; encoder files are checked by `load_contextual`."""
+        if not self.settings["VERIFY_CHECKSUMS"]:
+            return store.load_model_dir(path, verify=False, mmap=True)
+        meta = store.read_meta(path)
+        skip_encoder = is_contextual(meta)
+        rels = [rel for rel in meta["files"]
+                if rel != INDEX_FILE and not (skip_encoder and rel.startswith("encoder/"))]
+        with ThreadPoolExecutor(max_workers=max(1, min(4, len(rels)))) as pool:
+            checks = [pool.submit(store.verify_file, path, rel, meta) for rel in rels]
+            emb = store.load_model_dir(path, verify=False, mmap=True)
+            for check in checks:
+                check.result()  # re-raises the ModelError naming the bad file
+        return emb
 
     def reload(self) -> Snapshot:
         """Load every configured model into a new snapshot, then swap it in."""

@@ -102,7 +102,7 @@ def vectors(name: str):
         model.index.require(words)
     except MissingWords as exc:
         raise words_not_found(exc) from None
-    matrix = model.emb.normalized if normalized else model.emb.vectors
+    matrix = model.index.unit if normalized else model.emb.vectors
     rows = [{"word": w, "vector": [float(x) for x in matrix[model.emb.index_of(w)].tolist()]} for w in words]
     return jsonify({"dim": model.emb.dim, "normalized": normalized, "vectors": rows})
 

@@ -75,6 +75,9 @@ def get_int(body: Mapping[str, Any], name: str, default: int | None, low: int, h
     if name not in body:
         return default
     value = body[name]
+    # JSON Schema counts 10.0 as an integer, so it is accepted as 10; 1.5, "10", true, null are not.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if not is_int(value) or not low <= value <= high:
         raise bad_request(f"'{name}' must be an integer in [{low}, {high}], got {json.dumps(value)[:40]}",
                           "invalid_parameter")

@@ -190,6 +190,11 @@ def test_analogy_seed_example(api):
     assert not {"italy", "mussolini", "germany"} & {a["word"] for a in body["answers"]}
 
 
+def test_integral_float_k_is_an_integer_as_in_json_schema(api):
+    body = api.post("/models/planted/analogy", json={"a": "man", "b": "king", "c": "woman", "k": 2.0}).get_json()
+    assert len(body["answers"]) == 2
+
+
 def test_similar_words_weights_and_vector(api):
     plain = api.post("/models/planted/similar", json={"positive": ["king", "woman"], "negative": ["man"], "k": 1})
     assert plain.get_json()["results"][0]["word"] == "queen"
@@ -453,6 +458,20 @@ def test_a_corrupt_model_is_reported_and_the_others_serve(tmp_path):
     assert api.get("/models/good/neighbors?word=king").status_code == 200
     response = api.get("/models/bad/neighbors?word=king")
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "model_unavailable"
+
+
+def test_a_corrupt_index_is_rebuilt_and_the_model_serves(tmp_path):
+    store.save_model(tmp_path, "p", planted_embeddings())
+    create_app({"MODELS_DIR": tmp_path})  # builds and persists index.faiss
+    path = store.model_path(tmp_path, "p").resolve() / INDEX_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    api = CheckedClient(create_app({"MODELS_DIR": tmp_path}))
+    assert api.get("/readyz").status_code == 200
+    index = api.get("/models/p").get_json()["index"]
+    assert index["source"] == "built (persisted)" and "checksum" in index["rebuild_reason"]
+    assert api.get("/models/p/neighbors?word=king").status_code == 200
 
 
 def test_readyz_is_503_while_loading(tmp_path):

@@ -261,6 +261,9 @@ def test_index_is_persisted_and_loaded(models_dir, planted, kind):
     emb = store.load_model(models_dir, "p")  # checksums of every file verified
     loaded, report2 = load_or_build(models_dir, "p", emb, kind=kind)
     assert report2.source == "loaded" and loaded.kind == kind
+    served = WordIndex(emb, loaded)
+    assert not served.unit.flags.writeable
+    np.testing.assert_array_equal(served.unit, planted.normalized)  # the index's own storage, no copy
     q = np.ascontiguousarray(planted.normalized[:5])
     np.testing.assert_array_equal(loaded.search(q, 5)[1], backend.search(q, 5)[1])
 

@@ -1,0 +1,249 @@
+"""Index and REST API on the 400k-word GloVe model: index build vs restart from the
+persisted index, neighbours under load (16 connections, wrk or a bounded Python
+client), analogy latency for one client, and gensim's in-process most_similar on
+the same queries for the ratio.
+
+    .venv/bin/python benchmarks/bench_service.py [--duration 15] [--connections 16] [--threads 8]
+
+Only loopback traffic; every request loop is bounded in count and time. Prints a
+markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from embeddings import store  # noqa: E402
+
+NAME = "glove-6b-50d"
+ANALOGIES = [("man", "king", "woman"), ("italy", "mussolini", "germany"), ("france", "paris", "japan"),
+             ("good", "better", "bad"), ("walk", "walked", "swim"), ("boy", "girl", "brother"),
+             ("athens", "greece", "oslo"), ("slow", "slower", "fast")]
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def start_server(models: Path, threads: int) -> tuple[subprocess.Popen, int, float]:
+    """`wordspace serve` on an ephemeral loopback port; returns (process, port, seconds until ready)."""
+    started = time.perf_counter()
+    cmd = [sys.executable, "-c", "import sys; from embeddings.cli import main; sys.exit(main())",
+           "serve", "--models", str(models), "--port", "0", "--threads", str(threads)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    line = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    if not match:
+        proc.kill()
+        raise RuntimeError(f"server did not start: {line!r}")
+    port = int(match.group(1))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if request(port, "GET", "/readyz")[0] == 200:
+                return proc, port, time.perf_counter() - started
+        except OSError:
+            pass
+        time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("server not ready within 300 s")
+
+
+def request(port: int, method: str, path: str, body: dict | None = None,
+            conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+    own = conn is None
+    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {} if body is None else {"Content-Type": "application/json"}
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        if own:
+            conn.close()
+
+
+def wrk_load(port: int, words: list[str], connections: int, duration: int) -> dict[str, float]:
+    """wrk with a Lua script cycling through `words`; requests/s and latency percentiles."""
+    paths = [f"/models/{NAME}/neighbors?word={quote(w)}&k=10" for w in words]
+    lua = ("local paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
+           "local i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+           "  return wrk.format('GET', paths[i])\nend\n"
+           "done = function(summary, latency, requests)\n"
+           "  io.write(string.format('JSON {\"requests\": %d, \"errors\": %d, \"p50\": %f, \"p99\": %f, "
+           "\"seconds\": %f, \"non2xx\": %d}\\n', summary.requests, summary.errors.connect + summary.errors.read"
+           " + summary.errors.write + summary.errors.timeout, latency:percentile(50) / 1000, "
+           "latency:percentile(99) / 1000, summary.duration / 1e6, summary.errors.status))\nend\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(lua)
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "-s", handle.name,
+                              f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=duration + 60)
+    finally:
+        os.unlink(handle.name)
+    if "JSON " not in out.stdout:
+        raise RuntimeError(f"wrk failed (exit {out.returncode}): {out.stderr.strip()[-500:]}")
+    stats = json.loads(out.stdout.split("JSON ", 1)[1].splitlines()[0])
+    stats["rps"] = stats["requests"] / stats["seconds"]
+    stats["client"] = "wrk"
+    return stats
+
+
+def python_load(port: int, words: list[str], connections: int, duration: int) -> dict[str, float]:
+    """A bounded Python client: `connections` threads with keep-alive connections."""
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    errors = [0] * connections
+    stop = time.perf_counter() + duration
+
+    def worker(slot: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = slot
+        for _ in range(1_000_000):  # bounded
+            if time.perf_counter() >= stop:
+                break
+            path = f"/models/{NAME}/neighbors?word={quote(words[i % len(words)])}&k=10"
+            t = time.perf_counter()
+            status, _ = request(port, "GET", path, conn=conn)
+            latencies[slot].append((time.perf_counter() - t) * 1000)
+            errors[slot] += status != 200
+            i += connections
+        conn.close()
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    flat = [x for lat in latencies for x in lat]
+    return {"requests": len(flat), "errors": 0, "non2xx": sum(errors), "p50": pct(flat, 50),
+            "p99": pct(flat, 99), "seconds": elapsed, "rps": len(flat) / elapsed, "client": "python"}
+
+
+def single_client(port: int, make, n: int) -> tuple[float, float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    lat = []
+    for i in range(n):
+        method, path, body = make(i)
+        t = time.perf_counter()
+        status, _ = request(port, method, path, body, conn=conn)
+        lat.append((time.perf_counter() - t) * 1000)
+        assert status == 200, status
+    conn.close()
+    return pct(lat, 50), pct(lat, 99)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=8, help="waitress threads")
+    parser.add_argument("--no-wrk", action="store_true", help="use the Python client even if wrk exists")
+    args = parser.parse_args()
+
+    from embeddings.formats import import_glove_6b_50d
+    from embeddings.training import cpu_count
+    from service.cli import limit_native_threads
+    from service.index import WordIndex, load_or_build
+    from tests.helpers import to_keyed_vectors
+
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
+        models = Path(tmp) / "models"
+        t = time.perf_counter()
+        emb = import_glove_6b_50d()
+        store.save_model(models, NAME, emb)
+        rows.append(("import + save GloVe 400k x 50", f"{time.perf_counter() - t:.1f} s"))
+
+        limit_native_threads(cpu_count())
+        emb = store.load_model(models, NAME)
+        backend, report = load_or_build(models, NAME, emb)
+        rows.append((f"index build ({report.kind}, M=32, efConstruction=40, {cpu_count()} threads) + persist",
+                     f"{report.seconds:.1f} s"))
+
+        # In-process query cost: ours (HNSW, exact) vs gensim most_similar, same words.
+        limit_native_threads(1)
+        words = list(emb.words[100:1100])
+        ours = WordIndex(emb, backend)
+        kv = to_keyed_vectors(emb)
+        kv.fill_norms()
+        probe = words[:200]
+
+        def per_query(fn) -> float:
+            fn(probe[0])
+            t0 = time.perf_counter()
+            for w in probe:
+                fn(w)
+            return (time.perf_counter() - t0) / len(probe) * 1000
+
+        gensim_ms = per_query(lambda w: kv.most_similar(w, topn=10))
+        hnsw_ms = per_query(lambda w: ours.neighbors(w, 10))
+        exact_ms = per_query(lambda w: ours.neighbors(w, 10, exact=True))
+        recall = np.mean([len({r.word for r in ours.neighbors(w, 10)} & {x for x, _ in kv.most_similar(w, topn=10)})
+                          / 10 for w in probe])
+        rows.append(("in-process neighbours, gensim most_similar (exact)", f"{gensim_ms:.2f} ms/query"))
+        rows.append(("in-process neighbours, ours HNSW (efSearch 128)",
+                     f"{hnsw_ms:.2f} ms/query ({gensim_ms / hnsw_ms:.0f}x faster than gensim), "
+                     f"recall@10 vs gensim {recall:.3f}"))
+        rows.append(("in-process neighbours, ours exact (faiss.knn)",
+                     f"{exact_ms:.2f} ms/query ({gensim_ms / exact_ms:.1f}x vs gensim)"))
+        del kv
+
+        proc, port, ready_s = start_server(models, args.threads)
+        try:
+            rows.append(("restart: `wordspace serve` process start -> /readyz 200 (persisted index)",
+                         f"{ready_s:.2f} s (vs {report.seconds:.1f} s build)"))
+            status, body = request(port, "GET", f"/models/{NAME}")
+            rows.append(("index as served", json.dumps(json.loads(body)["index"])))
+            use_wrk = shutil.which("wrk") is not None and not args.no_wrk
+            load = (wrk_load if use_wrk else python_load)(port, words, args.connections, args.duration)
+            rows.append((f"GET neighbors, {args.connections} connections, {args.duration} s ({load['client']}, "
+                         f"{args.threads} waitress threads)",
+                         f"{load['rps']:.0f} req/s, p50 {load['p50']:.1f} ms, p99 {load['p99']:.1f} ms, "
+                         f"{load['requests']} requests, {load['errors'] + load['non2xx']} errors"))
+            p50, p99 = single_client(port, lambda i: ("GET", f"/models/{NAME}/neighbors?word={quote(words[i])}&k=10",
+                                                      None), 300)
+            rows.append(("GET neighbors, 1 client", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"))
+            for method in ("3cosadd", "3cosmul"):
+                p50, p99 = single_client(port, lambda i: ("POST", f"/models/{NAME}/analogy", dict(
+                    zip("abc", ANALOGIES[i % len(ANALOGIES)]), k=10, method=method)), 200)
+                label = "exact " + method
+                rows.append((f"POST analogy ({label}), 1 client", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"))
+            status, body = request(port, "POST", f"/models/{NAME}/analogy",
+                                   {"a": "italy", "b": "mussolini", "c": "germany", "k": 3})
+            answers = [a["word"] for a in json.loads(body)["answers"]]
+            rows.append(("italy : mussolini :: germany : ?", ", ".join(answers)))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            proc.stdout.close()
+
+    print(f"\n### Index and REST API ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{os.cpu_count()} cores)\n")
+    print("| measure | result |\n| --- | --- |")
+    for key, value in rows:
+        print(f"| {key} | {value} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
