@@ -463,8 +463,10 @@ def payload_bytes(name: str, sentinel: Path) -> bytes:
     buffer = io.BytesIO()
     if name.endswith(".npy"):
         np.save(buffer, np.array([Payload(sentinel)], dtype=object), allow_pickle=True)
-    elif name.endswith(".npz"):
-        np.savez(buffer, data=np.array([Payload(sentinel)], dtype=object))
+    elif name.endswith(".npz"):  # every member a scipy.sparse / np.load reader might open
+        payload = np.array([Payload(sentinel)], dtype=object)
+        np.savez(buffer, data=payload, format=payload, shape=payload, indices=payload, indptr=payload,
+                 arr_0=payload)
     elif name.endswith((".pt", ".bin")):
         import torch
 
