@@ -45,8 +45,8 @@ import hashlib
 import json
 import math
 import os
-import threading
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,8 +293,111 @@ def _keep_probability(vocab: Vocabulary, s: float) -> np.ndarray:
     return np.minimum(1.0, (np.sqrt(z / s) + 1.0) * s / z)
 
 
+@dataclass
+class _Partial:
+    """The counts of one chunk: the band cells, the other pairs as sorted unique keys
+    (lo * V + hi) with their integer sums, and token numbers."""
+
+    band: np.ndarray | None
+    keys: np.ndarray
+    values: np.ndarray
+    tokens: int
+    kept: int
+
+
+def _count_chunk(plan: _Plan, lookup: _Lookup, data: bytes, chunk_index: int,
+                 n_expected: int | None = None) -> _Partial:
+    """Count one chunk of newline-separated token text (a pure function of its input)."""
+    n = len(data)
+    buf = _padded(data)
+    starts, ends = _token_bounds(buf[:n])
+    if n_expected is not None and len(starts) != n_expected:
+        raise ValueError("tokens must be non-empty and contain no whitespace or control characters")
+    ids = lookup.ids(buf, n, starts, ends)
+    keep = ids >= 0
+    if plan.keep_prob is not None:
+        draw = np.random.default_rng([plan.seed, chunk_index]).random(len(ids))
+        keep &= draw < plan.keep_prob[np.where(keep, ids, 0)]
+    sent = np.searchsorted(np.flatnonzero(buf[:n] == 10), starts[keep])
+    ids = ids[keep]
+    band, keys, values = _pair_counts(plan, ids, sent)
+    return _Partial(band, keys, values, len(starts), len(ids))
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+def _pair_counts(plan: _Plan, ids: np.ndarray, sent: np.ndarray) -> tuple[np.ndarray | None, np.ndarray,
+                                                                          np.ndarray]:
+    """Counts of the pairs (i, i + d), d = 1..window, of one chunk's id array."""
+    V, K, L = plan.n_words, plan.band_rows, plan.window
+    n = len(ids)
+    if n < 2:
+        return None, _EMPTY, _EMPTY
+    signed, unsigned = (np.int32, np.uint32) if V * V < (1 << 31) else (np.int64, np.uint64)
+    ids = ids.astype(signed)
+    band_limit = K * V
+    # Sentence starts inside this chunk: pairs reaching across one are dropped.
+    breaks = np.flatnonzero(sent[1:] != sent[:-1]) + 1
+    keys = np.empty((L, n), dtype=signed)     # row d-1: key of pair (i, i+d), -1 if none
+    for d in range(1, L + 1):
+        row = keys[d - 1]
+        if d >= n:
+            row[:] = -1
+            continue
+        a, b, key = ids[:-d], ids[d:], row[: n - d]
+        np.minimum(a, b, out=key)
+        key *= V - 1
+        key += a
+        key += b                             # lo * V + hi
+        row[n - d:] = -1
+        if len(breaks):
+            bad = (breaks[:, None] - np.arange(1, d + 1)).ravel()
+            key[bad[(bad >= 0) & (bad < n - d)]] = -1
+    flat = keys.ravel()
+    in_band = flat.view(unsigned) < band_limit  # -1 is huge as unsigned: dropped
+    band_keys = flat[in_band]
+    is_rest = flat >= band_limit
+    rest = flat[is_rest].astype(np.int64)
+    if plan.scale != 1:
+        numerators = np.asarray(plan.numerators, dtype=np.float64)
+        weights = np.repeat(numerators, n)[in_band]
+        band = np.bincount(band_keys, weights, minlength=band_limit).astype(np.int64)
+        rest *= L
+        rest += np.flatnonzero(is_rest) // n  # d - 1
+    else:
+        band = np.bincount(band_keys, minlength=band_limit)
+    uniq, values = _reduce_keys(plan, rest) if len(rest) else (_EMPTY, _EMPTY)
+    return band, uniq, values
+
+
+def _reduce_keys(plan: _Plan, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort pair keys and sum equal ones (applying the distance weights); -> (unique keys, sums)."""
+    if keys.max() < (1 << 32):
+        keys = keys.astype(np.uint32)
+    keys.sort()
+    first = np.empty(len(keys), dtype=bool)
+    first[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    uniq = keys[starts].astype(np.int64)
+    counts = np.diff(np.append(starts, len(keys))).astype(np.int64)
+    if plan.scale != 1:
+        numerators = np.asarray(plan.numerators, dtype=np.int64)
+        counts *= numerators[uniq % plan.window]
+        uniq //= plan.window
+        first = np.empty(len(uniq), dtype=bool)
+        first[0] = True
+        np.not_equal(uniq[1:], uniq[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        counts = np.add.reduceat(counts, starts)
+        uniq = uniq[starts]
+    return uniq, counts
+
+
 class _Accumulator:
-    """Exact integer counts: a dense band for rows < band_rows, sparse for the rest."""
+    """Exact integer counts of the pairs (lo, hi), lo <= hi: a dense band for rows
+    lo < band_rows, a sparse matrix (plus not yet merged parts) for the rest."""
 
     def __init__(self, plan: _Plan) -> None:
         self.plan = plan
@@ -305,134 +408,116 @@ class _Accumulator:
         self.tokens = 0
         self.kept = 0
 
-    def add_chunk(self, data: bytes, chunk_index: int, lookup: _Lookup, n_expected: int | None = None) -> int:
-        """Count one chunk of newline-separated token text; return its number of tokens."""
-        plan = self.plan
-        n = len(data)
-        buf = _padded(data)
-        starts, ends = _token_bounds(buf[:n])
-        if n_expected is not None and len(starts) != n_expected:
-            raise ValueError("tokens must be non-empty and contain no whitespace or control characters")
-        ids = lookup.ids(buf, n, starts, ends)
-        newlines = np.flatnonzero(buf[:n] == 10)
-        keep = ids >= 0
-        if plan.keep_prob is not None:
-            rng = np.random.default_rng([plan.seed, chunk_index])
-            draw = rng.random(len(ids))
-            keep &= draw < plan.keep_prob[np.where(keep, ids, 0)]
-        sent = np.searchsorted(newlines, starts[keep])
-        ids = ids[keep]
-        self.tokens += len(starts)
-        self.kept += len(ids)
-        self._pairs(ids, sent)
-        return len(starts)
-
-    def _pairs(self, ids: np.ndarray, sent: np.ndarray) -> None:
-        """Count the pairs (i, i + d), d = 1..window, of one chunk's id array."""
-        plan = self.plan
-        V, K, L = plan.n_words, plan.band_rows, plan.window
-        n = len(ids)
-        if n < 2:
-            return
-        signed, unsigned = (np.int32, np.uint32) if V * V < (1 << 31) else (np.int64, np.uint64)
-        ids = ids.astype(signed)
-        band_limit = K * V
-        # Sentence starts inside this chunk: pairs reaching across one are dropped.
-        breaks = np.flatnonzero(sent[1:] != sent[:-1]) + 1
-        keys = np.empty((L, n), dtype=signed)     # row d-1: key of pair (i, i+d), -1 if none
-        for d in range(1, L + 1):
-            row = keys[d - 1]
-            if d >= n:
-                row[:] = -1
-                continue
-            a, b, key = ids[:-d], ids[d:], row[: n - d]
-            np.minimum(a, b, out=key)
-            key *= V - 1
-            key += a
-            key += b                             # lo * V + hi
-            row[n - d:] = -1
-            if len(breaks):
-                bad = (breaks[:, None] - np.arange(1, d + 1)).ravel()
-                key[bad[(bad >= 0) & (bad < n - d)]] = -1
-        flat = keys.ravel()
-        in_band = flat.view(unsigned) < band_limit  # -1 is huge as unsigned: dropped
-        band = flat[in_band]
-        is_rest = flat >= band_limit
-        rest = flat[is_rest].astype(np.int64)
-        if plan.scale != 1:
-            numerators = np.asarray(plan.numerators, dtype=np.float64)
-            weights = np.repeat(numerators, n)[in_band]
-            self.band += np.bincount(band, weights, minlength=len(self.band)).astype(np.int64)
-            rest *= L
-            rest += np.flatnonzero(is_rest) // n  # d - 1
-        else:
-            self.band += np.bincount(band, minlength=len(self.band))
-        if len(rest):
-            self._reduce_rest(rest)
-
-    def _reduce_rest(self, keys: np.ndarray) -> None:
-        plan = self.plan
-        if keys.max() < (1 << 32):
-            keys = keys.astype(np.uint32)
-        keys.sort()
-        first = np.empty(len(keys), dtype=bool)
-        first[0] = True
-        np.not_equal(keys[1:], keys[:-1], out=first[1:])
-        starts = np.flatnonzero(first)
-        uniq = keys[starts].astype(np.int64)
-        counts = np.diff(np.append(starts, len(keys))).astype(np.int64)
-        if plan.scale != 1:
-            numerators = np.asarray(plan.numerators, dtype=np.int64)
-            counts *= numerators[uniq % plan.window]
-            uniq //= plan.window
-            first = np.empty(len(uniq), dtype=bool)
-            first[0] = True
-            np.not_equal(uniq[1:], uniq[:-1], out=first[1:])
-            starts = np.flatnonzero(first)
-            counts = np.add.reduceat(counts, starts)
-            uniq = uniq[starts]
-        self.pending.append((uniq, counts))
-        self.pending_size += len(uniq)
-        if self.rest is None or self.pending_size > max(1 << 20, self.rest.nnz):
+    def add(self, part: _Partial) -> None:
+        """Add one chunk's counts."""
+        if part.band is not None:
+            self.band += part.band
+        if len(part.keys):
+            self.pending.append((part.keys, part.values))
+            self.pending_size += len(part.keys)
+        if self.pending_size > max(1 << 20, 0 if self.rest is None else self.rest.nnz):
             self._flush()
+        self.tokens += part.tokens
+        self.kept += part.kept
 
     def _flush(self) -> None:
         V = self.plan.n_words
         for uniq, counts in self.pending:
-            rows = uniq // V
             indptr = np.zeros(V + 1, dtype=np.int64)
-            np.cumsum(np.bincount(rows, minlength=V), out=indptr[1:])
+            np.cumsum(np.bincount(uniq // V, minlength=V), out=indptr[1:])
             part = sp.csr_matrix((counts, (uniq % V).astype(np.int32), indptr), shape=(V, V))
             part.has_canonical_format = True
             self.rest = part if self.rest is None else self.rest + part
         self.pending, self.pending_size = [], 0
 
-    def merge(self, other: "_Accumulator") -> None:
-        """Add another accumulator's counts (from another counting thread)."""
-        self.band += other.band
+    def upper(self) -> sp.csr_matrix:
+        """All counts so far as one integer CSR matrix (pairs stored once, at (lo, hi))."""
         self._flush()
-        other._flush()
-        if other.rest is not None:
-            self.rest = other.rest if self.rest is None else self.rest + other.rest
-        self.tokens += other.tokens
-        self.kept += other.kept
+        V, K = self.plan.n_words, self.plan.band_rows
+        upper = sp.vstack([sp.csr_matrix(self.band.reshape(K, V)),
+                           sp.csr_matrix((V - K, V), dtype=np.int64)], format="csr")
+        if self.rest is not None:
+            upper = upper + self.rest
+        upper.sort_indices()
+        return upper
+
+    def load(self, upper: sp.csr_matrix, tokens: int, kept: int) -> None:
+        """Start from a snapshot made by `upper()` (resuming a count)."""
+        K = self.plan.band_rows
+        split = upper.indptr[K]
+        self.band = np.asarray(upper[:K].toarray(), dtype=np.int64).ravel()
+        rest = upper.copy()
+        rest.data[:split] = 0
+        rest.eliminate_zeros()
+        self.rest = rest if rest.nnz else None
+        self.pending, self.pending_size = [], 0
+        self.tokens, self.kept = tokens, kept
 
     def result(self) -> sp.csr_matrix:
         """The symmetric weighted counts (float64 CSR, V x V)."""
-        self._flush()
-        V, K = self.plan.n_words, self.plan.band_rows
-        band = sp.csr_matrix(self.band.reshape(K, V)) if K else None
-        upper = sp.csr_matrix((V, V), dtype=np.int64)
-        if band is not None:
-            upper = sp.vstack([band, sp.csr_matrix((V - K, V), dtype=np.int64)], format="csr")
-        if self.rest is not None:
-            upper = upper + self.rest
+        upper = self.upper()
         counts = (upper + upper.T).tocsr().astype(np.float64)
         if self.plan.scale != 1:
             counts.data /= self.plan.scale
         counts.sum_duplicates()
         counts.eliminate_zeros()
         return counts
+
+
+class CountCheckpoint:
+    """Snapshots of a count in progress, taken at chunk boundaries at most every
+    `every_s` seconds, so a killed run can continue (`resume=True`) and end with
+    exactly the counts of an uninterrupted one (integer sums; per-chunk seeds).
+
+    Files: `partial.npz` (the integer counts so far) and `partial.json` (re-use
+    key, next chunk, chunk layout, sha256 of the npz), each written atomically,
+    the json last."""
+
+    def __init__(self, directory: str | os.PathLike, key: str, every_s: float = 60.0,
+                 resume: bool = True) -> None:
+        self.directory = Path(directory)
+        self.key = key
+        self.every_s = every_s
+        self.resume = resume
+        self.last = time.monotonic()
+        self.saved = 0
+        self.resumed_chunk: int | None = None  # set when a count continued from a snapshot
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.every_s
+
+    def save(self, acc: _Accumulator, next_chunk: int, layout: dict[str, Any]) -> None:
+        """Write a snapshot: every chunk before `next_chunk` is in `acc`."""
+        from .atomic import atomic_write, atomic_write_json, sha256_file
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        npz = self.directory / "partial.npz"
+        atomic_write(npz, lambda h: sp.save_npz(h, acc.upper(), compressed=False))
+        atomic_write_json(self.directory / "partial.json", {
+            "key": self.key, "next_chunk": next_chunk, "layout": layout, "tokens": acc.tokens,
+            "kept": acc.kept, "sha256": sha256_file(npz)})
+        self.last = time.monotonic()
+        self.saved += 1
+
+    def load(self, n_words: int, layout: dict[str, Any]) -> tuple[sp.csr_matrix, int, int, int] | None:
+        """(counts so far, next chunk, tokens, kept) of a valid snapshot for this key and layout, else None."""
+        from .atomic import sha256_file
+
+        if not self.resume:
+            return None
+        try:
+            info = json.loads((self.directory / "partial.json").read_text(encoding="utf-8"))
+            if info.get("key") != self.key or info.get("layout") != layout:
+                return None
+            npz = self.directory / "partial.npz"
+            if sha256_file(npz) != info.get("sha256"):
+                return None
+            upper = load_counts_npz(npz, (n_words, n_words))
+            snapshot = upper, int(info["next_chunk"]), int(info["tokens"]), int(info["kept"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        self.resumed_chunk = snapshot[1]
+        return snapshot
 
 
 def _as_words(vocab: "Vocabulary | Sequence[str]") -> list[str]:
@@ -451,20 +536,6 @@ def _worker_count(workers: int | None, n_chunks: int) -> int:
     return max(1, min(wanted, n_chunks // MIN_CHUNKS_PER_WORKER))
 
 
-def _count_file_range(path: str, ranges: list[tuple[int, int, int]], plan: _Plan, lookup: _Lookup,
-                      progress: _PROGRESS | None = None) -> _Accumulator:
-    """Count the chunks (index, start, end) of a corpus file into a new accumulator."""
-    acc = _Accumulator(plan)
-    with open(path, "rb") as handle:
-        for index, start, end in ranges:
-            handle.seek(start)
-            n = acc.add_chunk(handle.read(end - start), index, lookup)
-            if progress is not None:
-                progress(n)
-    acc._flush()
-    return acc
-
-
 def count_cooccurrences(
     corpus: "PreparedCorpus | str | os.PathLike | Iterable[Sequence[str]]",
     vocab: "Vocabulary | Sequence[str]",
@@ -476,20 +547,24 @@ def count_cooccurrences(
     *,
     workers: int | None = 1,
     progress: _PROGRESS | None = None,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | None = None,
+    checkpoint: CountCheckpoint | None = None,
     stats: dict[str, Any] | None = None,
 ) -> sp.csr_matrix:
     """Symmetric word-context co-occurrence counts (float64 CSR, V x V, rows in `vocab` order).
 
     `corpus` is a `PreparedCorpus`, a path to a `corpus.txt` (one sentence per
     line, tokens separated by spaces), or an iterable of token lists. See the
-    module docstring for the conventions. `workers` > 1 counts chunks of a
+    module docstring for the conventions. `workers` > 1 counts the chunks of a
     large corpus file in that many threads (same result, exactly);
     `progress(n)` is called with the number of tokens read since the last call;
-    `stats`, when given, receives token counts. Raises `ValueError` for bad
-    parameters or a corpus without any in-vocabulary pair.
+    `checkpoint` (file corpora only) snapshots the count now and then and, if
+    it holds a valid snapshot and `resume` is set, continues from it; `stats`,
+    when given, receives token numbers. Raises `ValueError` for bad parameters
+    or a corpus without any in-vocabulary pair.
     """
     _check_count_params(window, weighting, dynamic_window, subsample)
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
     words = _as_words(vocab)
@@ -499,7 +574,6 @@ def count_cooccurrences(
     V = len(words)
     plan = _Plan(V, int(window), numerators, scale, min(V, max(1, BAND_CELLS // V)),
                  None if subsample is None else _keep_probability(vocab, subsample), int(seed))
-    acc = _Accumulator(plan)
     if isinstance(corpus, PreparedCorpus):
         path: Path | None = corpus.path
     elif isinstance(corpus, (str, os.PathLike)):
@@ -508,25 +582,15 @@ def count_cooccurrences(
             raise FileNotFoundError(f"corpus file not found: {path}")
     else:
         path = None
+    lookup = _Lookup(words)
+    acc = _Accumulator(plan)
     if path is None:
-        lookup = _Lookup(words)
         for index, (data, n_tokens) in enumerate(_iter_chunks(corpus, chunk_bytes)):
-            acc.add_chunk(data, index, lookup, n_expected=n_tokens)
+            acc.add(_count_chunk(plan, lookup, data, index, n_expected=n_tokens))
             if progress is not None:
                 progress(n_tokens)
     else:
-        chunks = [(i, a, b) for i, (a, b) in enumerate(_file_chunks(path, chunk_bytes))]
-        n_workers = _worker_count(workers, len(chunks))
-        lookup = _Lookup(words)
-        if n_workers == 1:
-            with open(path, "rb") as handle:
-                for index, start, end in chunks:
-                    handle.seek(start)
-                    n = acc.add_chunk(handle.read(end - start), index, lookup)
-                    if progress is not None:
-                        progress(n)
-        else:
-            _count_parallel(acc, str(path), chunks, plan, lookup, n_workers, progress)
+        _count_file(acc, path, plan, lookup, chunk_bytes, workers, progress, checkpoint)
     if stats is not None:
         stats.update(tokens=acc.tokens, kept_tokens=acc.kept)
     if acc.kept == 0:
@@ -537,25 +601,53 @@ def count_cooccurrences(
     return counts
 
 
-def _count_parallel(acc: _Accumulator, path: str, chunks: list[tuple[int, int, int]], plan: _Plan,
-                    lookup: _Lookup, n_workers: int, progress: _PROGRESS | None) -> None:
-    """Split the chunks into contiguous runs, count each in a thread, merge.
+def _count_file(acc: _Accumulator, path: Path, plan: _Plan, lookup: _Lookup, chunk_bytes: int,
+                workers: int | None, progress: _PROGRESS | None, checkpoint: CountCheckpoint | None) -> None:
+    """Count the chunks of a corpus file in order, `workers` chunks in flight, merging
+    each into `acc` as it completes (in chunk order) and snapshotting when due.
 
     Threads, not processes: the NumPy work (ufuncs, sorting, bincount, boolean
     indexing) releases the GIL, and nothing is forked or pickled."""
-    lock = threading.Lock()
+    bounds = _file_chunks(path, chunk_bytes)
+    layout = {"chunk_bytes": chunk_bytes, "n_chunks": len(bounds), "bytes": bounds[-1][1] if bounds else 0}
+    first = 0
+    if checkpoint is not None:
+        snapshot = checkpoint.load(plan.n_words, layout)
+        if snapshot is not None:
+            upper, first, tokens, kept = snapshot
+            acc.load(upper, tokens, kept)
+            if progress is not None and tokens:
+                progress(tokens)
 
-    def report(n: int) -> None:
+    def work(index: int) -> _Partial:
+        start, end = bounds[index]
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            return _count_chunk(plan, lookup, handle.read(end - start), index)
+
+    def done(index: int, part: _Partial) -> None:
+        acc.add(part)
         if progress is not None:
-            with lock:
-                progress(n)
+            progress(part.tokens)
+        if checkpoint is not None and index + 1 < len(bounds) and checkpoint.due():
+            checkpoint.save(acc, index + 1, layout)
 
-    per = -(-len(chunks) // n_workers)
-    runs = [chunks[i:i + per] for i in range(0, len(chunks), per)]
-    with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="svd-count") as pool:
-        parts = list(pool.map(lambda run: _count_file_range(path, run, plan, lookup, report), runs))
-    for part in parts:  # integer sums: the result does not depend on the split
-        acc.merge(part)
+    todo = range(first, len(bounds))
+    n_workers = _worker_count(workers, len(todo))
+    if n_workers == 1:
+        for index in todo:
+            done(index, work(index))
+        return
+    with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="svd-count") as pool:
+        in_flight: deque = deque()
+        for index in todo:
+            in_flight.append((index, pool.submit(work, index)))
+            if len(in_flight) > n_workers:
+                i, future = in_flight.popleft()
+                done(i, future.result())
+        while in_flight:
+            i, future = in_flight.popleft()
+            done(i, future.result())
 
 
 # -- PPMI ---------------------------------------------------------------------
@@ -781,7 +873,9 @@ class SVDTrainer:
         return {"window": self.window, "weighting": self.weighting,
                 "dynamic_window": bool(self.dynamic_window), "subsample": self.subsample,
                 "min_count": self.min_count, "max_vocab": self.max_vocab,
+                # subsampling draws per chunk, so the chunk size matters then
                 "seed": self.random_state if self.subsample is not None else None,
+                "chunk_bytes": CHUNK_BYTES if self.subsample is not None else None,
                 "version": COUNTS_VERSION}
 
     def check_params(self) -> None:
@@ -832,14 +926,16 @@ class SVDTrainer:
         counts: sp.spmatrix | None = None,
         progress: _PROGRESS | None = None,
         on_counts: Callable[[sp.csr_matrix, "SVDTrainer"], None] | None = None,
+        checkpoint: CountCheckpoint | None = None,
         data_dir: str | os.PathLike | None = None,
     ) -> "SVDTrainer":
         """Train on `corpus` (prepared corpus, path, "sample", or token lists); return self.
 
         `counts` re-uses a matrix counted earlier with the same `counts_key_`
         (the caller checks the key); `on_counts(counts, self)` runs right after
-        counting (the CLI checkpoints the matrix there); `progress(n)` gets the
-        tokens read since its last call.
+        counting (the CLI checkpoints the matrix there); `checkpoint` snapshots a
+        long count of a corpus file and resumes it (see `CountCheckpoint`);
+        `progress(n)` gets the tokens read since its last call.
         """
         from .corpus import build_vocabulary
         from .training import as_prepared
@@ -875,7 +971,7 @@ class SVDTrainer:
         else:
             counts = count_cooccurrences(source, vocab, self.window, self.weighting, self.dynamic_window,
                                          self.subsample, self.random_state, workers=self.workers,
-                                         progress=progress, stats=stats)
+                                         progress=progress, stats=stats, checkpoint=checkpoint)
             reused = False
             timings["count_s"] = time.perf_counter() - t
             if on_counts is not None:
@@ -898,6 +994,7 @@ class SVDTrainer:
             "corpus_sha256": corpus_info["sha256"],
             "counts_key": self.counts_key_,
             "counts_reused": reused,
+            "count_resumed_at_chunk": None if checkpoint is None else checkpoint.resumed_chunk,
             "cooccurrence": {"file": COUNTS_FILE, "shape": [V, V], "nnz": int(counts.nnz),
                              "ppmi_nnz": int(weighted.nnz)},
             "vocab_size_before_drop": V,

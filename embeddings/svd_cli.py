@@ -2,8 +2,12 @@
 
 The co-occurrence counts are the expensive step, so they are kept:
 
-* right after counting, in MODELS/.checkpoints/NAME/ (a kill during PPMI or SVD
-  loses nothing: the rerun, or `--resume`, starts from them);
+* while counting, a snapshot every --checkpoint-every seconds (default 60) in
+  MODELS/.checkpoints/NAME/partial; `--resume` continues a killed count from it
+  (counts are exact integers and subsampling is seeded per chunk, so the result
+  is identical to an uninterrupted run);
+* right after counting, in MODELS/.checkpoints/NAME/counts (a kill during PPMI
+  or SVD loses nothing: the rerun starts from them, with or without --resume);
 * with the model, as `cooccurrence.npz` (+ `cooccurrence_vocab.txt`,
   `cooccurrence.json`), checksummed in meta.json.
 
@@ -23,9 +27,11 @@ from typing import Any
 
 import scipy.sparse as sp
 
-from .svd import COUNTS_FILE, COUNTS_INFO, COUNTS_VOCAB, WEIGHTINGS, SVDTrainer, read_counts, write_counts
+from .svd import (COUNTS_FILE, COUNTS_INFO, COUNTS_VOCAB, WEIGHTINGS, CountCheckpoint, SVDTrainer, read_counts,
+                  write_counts)
 
 COUNTS_CHECKPOINT = "counts"
+PARTIAL_CHECKPOINT = "partial"
 
 
 def register(train_subparsers, common: argparse.ArgumentParser) -> None:
@@ -61,8 +67,10 @@ def register(train_subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="counting threads for large corpora (default: all cores; results are identical)")
     p.add_argument("--resume", action="store_true",
-                   help="continue after a crash or kill: re-use the counts checkpoint of NAME (done by "
-                        "default too whenever the counting parameters match; the SVD steps are deterministic)")
+                   help="continue a killed count from its last snapshot in MODELS/.checkpoints/NAME (finished "
+                        "counts are re-used even without it; the PPMI and SVD steps are deterministic)")
+    p.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                   help="snapshot a count in progress this often (default: 60)")
     p.add_argument("--recount", action="store_true", help="count again even when matching counts are saved")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
@@ -111,6 +119,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
                          eig=args.eig, add_context=args.add_context, random_state=args.seed,
                          workers=args.workers)
     trainer.check_params()
+    if not args.checkpoint_every >= 0:
+        raise ValueError(f"--checkpoint-every must be >= 0 seconds, got {args.checkpoint_every}")
     models = models_dir(args)
     started = time.perf_counter()
     prepared = as_prepared(args.corpus, data_dir(args), progress=not args.quiet)
@@ -130,11 +140,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
     def checkpoint(matrix: sp.csr_matrix, fitted: SVDTrainer) -> None:
         bar.close()
         write_counts(checkpoints / COUNTS_CHECKPOINT, matrix, fitted.vocabulary_.words, key)
+        shutil.rmtree(checkpoints / PARTIAL_CHECKPOINT, ignore_errors=True)
 
+    partial = CountCheckpoint(checkpoints / PARTIAL_CHECKPOINT, key, every_s=args.checkpoint_every,
+                              resume=args.resume)
     try:
-        trainer.fit(prepared, counts=counts, progress=bar.update, on_counts=checkpoint)
+        trainer.fit(prepared, counts=counts, progress=bar.update, on_counts=checkpoint, checkpoint=partial)
     finally:
         bar.close()
+    if partial.resumed_chunk is not None:
+        print(f"resumed the count from its snapshot (chunk {partial.resumed_chunk})", file=sys.stderr)
 
     def write_extra(directory: Path) -> None:
         write_counts(directory, trainer.counts_, trainer.vocabulary_.words, key)

@@ -118,14 +118,45 @@ def test_file_input_and_counting_threads_give_identical_counts(tmp_path, monkeyp
     path.write_text("".join(" ".join(s) + "\n" for s in sentences), encoding="utf-8")
     monkeypatch.setattr(svd, "BAND_CELLS", 4 * len(vocab))
     threads_used = []
-    parallel = svd._count_parallel
-    monkeypatch.setattr(svd, "_count_parallel", lambda *a: threads_used.append(a[5]) or parallel(*a))
+    worker_count = svd._worker_count
+    monkeypatch.setattr(svd, "_worker_count", lambda *a: threads_used.append(worker_count(*a)) or threads_used[-1])
     one = count_cooccurrences(path, vocab, 4, "harmonic", chunk_bytes=500, workers=1)
     two = count_cooccurrences(path, vocab, 4, "harmonic", chunk_bytes=500, workers=2)
-    assert threads_used == [2]
+    assert threads_used == [1, 2]
     mem = count_cooccurrences(sentences, vocab, 4, "harmonic", chunk_bytes=500)
     assert (one != two).nnz == 0 and (one != mem).nnz == 0
     np.testing.assert_allclose(dense(one), reference_counts(sentences, vocab.words, 4, "harmonic"))
+
+
+def test_interrupted_count_resumes_to_identical_counts(tmp_path):
+    sentences, vocab = random_corpus(7, n_sentences=400)
+    path = tmp_path / "corpus.txt"
+    path.write_text("".join(" ".join(s) + "\n" for s in sentences), encoding="utf-8")
+    options = dict(window=3, subsample=0.05, seed=1, chunk_bytes=3000)
+    expected = count_cooccurrences(path, vocab, **options)
+    seen: list[int] = []
+
+    def killed_at_fifth_chunk(n: int) -> None:
+        seen.append(n)
+        if len(seen) == 5:
+            raise KeyboardInterrupt
+
+    first = svd.CountCheckpoint(tmp_path / "ck", "key", every_s=0)
+    with pytest.raises(KeyboardInterrupt):
+        count_cooccurrences(path, vocab, **options, progress=killed_at_fifth_chunk, checkpoint=first)
+    assert first.saved == 4  # after chunks 1-4; the fifth was lost with the "kill"
+    # Another key, or resume=False, starts afresh; the right key continues after chunk 4.
+    assert svd.CountCheckpoint(tmp_path / "ck", "other").load(len(vocab), {}) is None
+    resumed: list[int] = []
+    again = count_cooccurrences(path, vocab, **options, progress=resumed.append,
+                                checkpoint=svd.CountCheckpoint(tmp_path / "ck", "key", every_s=0))
+    assert resumed[0] == sum(seen[:4])
+    assert sum(resumed) == sum(len(s) for s in sentences)
+    assert (again != expected).nnz == 0
+    fresh: list[int] = []
+    count_cooccurrences(path, vocab, **options, progress=fresh.append,
+                        checkpoint=svd.CountCheckpoint(tmp_path / "ck", "key", every_s=3600, resume=False))
+    assert fresh[0] == seen[0]
 
 
 def test_subsampling_is_seeded_and_drops_frequent_words():
@@ -259,9 +290,9 @@ def test_fit_records_meta_and_vocabulary_order(sample_svd, sample_corpus):
 
 
 def test_same_seed_gives_identical_vectors(sample_corpus):
-    sentences = [s for _, s in zip(range(80), sample_corpus.sentences())]
-    first = SVDTrainer(dim=20, min_count=3, random_state=3).fit(sentences).embeddings_
-    second = SVDTrainer(dim=20, min_count=3, random_state=3).fit(sentences).embeddings_
+    sentences = [s for _, s in zip(range(40), sample_corpus.sentences())]
+    first = SVDTrainer(dim=20, min_count=10, random_state=3).fit(sentences).embeddings_
+    second = SVDTrainer(dim=20, min_count=10, random_state=3).fit(sentences).embeddings_
     assert first.words == second.words
     np.testing.assert_array_equal(first.vectors, second.vectors)
 
@@ -329,6 +360,36 @@ def test_cli_resumes_from_counts_checkpoint_with_identical_vectors(sample_corpus
     resumed = store.load_model(models_dir, "killed", mmap=False)
     np.testing.assert_array_equal(resumed.vectors, reference.vectors)
     assert not checkpoint_dir(models_dir, "killed").exists()
+
+
+def test_cli_resume_continues_a_killed_count(sample_corpus, models_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(svd, "CHUNK_BYTES", 300_000)  # the sample corpus in about 12 chunks
+    corpus = ["--corpus", str(sample_corpus.directory), "--min-count", "40", "--dim", "8", "--seed", "2",
+              "--subsample", "1e-3"]
+    elsewhere = tmp_path / "reference-models"  # so that "killed" cannot re-use its counts
+    assert train(elsewhere, tmp_path, *corpus, "--name", "ref") == 0
+    reference = store.load_model(elsewhere, "ref", mmap=False)
+    # What `kill -9` in the middle of counting leaves: a snapshot in .checkpoints/NAME/partial.
+    trainer = SVDTrainer(dim=8, min_count=40, random_state=2, subsample=1e-3)
+    vocab = trainer.vocabulary(sample_corpus)
+    key = trainer.counts_key(sample_corpus.sha256, vocab)
+    calls = []
+
+    def kill(n):
+        calls.append(n)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        count_cooccurrences(sample_corpus, vocab, 5, subsample=1e-3, seed=2, progress=kill,
+                            checkpoint=svd.CountCheckpoint(checkpoint_dir(models_dir, "killed") / "partial",
+                                                           key, every_s=0))
+    capsys.readouterr()
+    assert train(models_dir, tmp_path, *corpus, "--name", "killed", "--resume") == 0
+    assert "resumed the count from its snapshot (chunk 5)" in capsys.readouterr().err
+    resumed = store.load_model(models_dir, "killed", mmap=False)
+    assert resumed.meta["count_resumed_at_chunk"] == 5
+    np.testing.assert_array_equal(resumed.vectors, reference.vectors)
 
 
 def test_damaged_or_pickled_counts_are_never_used(tmp_path):
