@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Protocol, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, Union
 
 import faiss
 import numpy as np
@@ -184,14 +184,10 @@ def save_index(models_dir: str | os.PathLike, name: str, index: faiss.Index) -> 
     return store.add_model_file(models_dir, name, INDEX_FILE, write)
 
 
-def read_index(model_dir: str | os.PathLike, emb: Embeddings) -> faiss.Index:
-    """Read and check the persisted index of a (resolved) model directory.
-
-    Raises `store.ModelError` when it is missing, unlisted, corrupt, or does not
-    fit the vectors (wrong size, dimension or type).
-    """
-    model_dir = Path(model_dir)
-    path = store.verify_file(model_dir, INDEX_FILE)
+def read_index_file(model_dir: str | os.PathLike) -> faiss.Index:
+    """Verify `index.faiss` against meta.json, then read it; `store.ModelError` if it is
+    missing, unlisted, corrupt or of a type this module does not build."""
+    path = store.verify_file(Path(model_dir), INDEX_FILE)
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:
@@ -200,10 +196,24 @@ def read_index(model_dir: str | os.PathLike, emb: Embeddings) -> faiss.Index:
         index_kind(index)
     except ValueError as exc:
         raise store.ModelError(f"{path}: {exc}") from None
+    return index
+
+
+def check_fits(index: faiss.Index, emb: Embeddings, path: str | os.PathLike) -> faiss.Index:
+    """`store.ModelError` unless `index` holds exactly one row per word of `emb`."""
     if index.ntotal != len(emb) or index.d != emb.dim:
         raise store.ModelError(
             f"{path}: index has {index.ntotal} x {index.d}, the model {len(emb)} x {emb.dim}")
     return index
+
+
+def read_index(model_dir: str | os.PathLike, emb: Embeddings) -> faiss.Index:
+    """Read and check the persisted index of a (resolved) model directory.
+
+    Raises `store.ModelError` when it is missing, unlisted, corrupt, or does not
+    fit the vectors (wrong size, dimension or type).
+    """
+    return check_fits(read_index_file(model_dir), emb, Path(model_dir) / INDEX_FILE)
 
 
 @dataclass
@@ -239,16 +249,21 @@ def load_or_build(
     ef_search: int = HNSW_EF_SEARCH,
     persist: bool = True,
     rebuild: bool = False,
+    preloaded: Callable[[], faiss.Index] | None = None,
 ) -> tuple[FaissBackend, IndexReport]:
     """Load model `name`'s persisted index, or build it (and persist it) when it is
-    missing, corrupt, of the wrong kind, or `rebuild` is set."""
+    missing, corrupt, of the wrong kind, or `rebuild` is set.
+
+    `preloaded()` may return the index file already read (e.g. in a thread while the
+    vectors loaded) or raise `store.ModelError`; by default `read_index_file` is called."""
     want = kind or default_kind(len(emb), flat_max)
     model_dir = Path(model_dir) if model_dir is not None else store.model_path(models_dir, name).resolve()
     started = time.perf_counter()
     reason = "rebuild requested" if rebuild else None
     if not rebuild:
         try:
-            index = read_index(model_dir, emb)
+            index = check_fits((preloaded or (lambda: read_index_file(model_dir)))(), emb,
+                               model_dir / INDEX_FILE)
             if index_kind(index) == want:
                 report = IndexReport(want, "loaded", time.perf_counter() - started,
                                      ef_search=ef_search if want == "hnsw" else None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from embeddings import store
 from embeddings.vectors import Embeddings
 
-from .index import INDEX_FILE, IndexReport, WordIndex, load_or_build
+from .index import INDEX_FILE, IndexReport, WordIndex, load_or_build, read_index_file
 
 log = logging.getLogger("wordspace.service")
 
@@ -79,6 +79,12 @@ def is_contextual(meta: Mapping[str, Any]) -> bool:
     return bool(module is not None and module.is_contextual(dict(meta)))
 
 
+def _timed_read(path: Path) -> tuple[Any, float]:
+    started = time.perf_counter()
+    index = read_index_file(path)
+    return index, time.perf_counter() - started
+
+
 class Registry:
     """Loads the configured models and serves immutable snapshots of them."""
 
@@ -118,11 +124,15 @@ class Registry:
         if not path.exists():
             raise store.ModelError(f"no model named {name!r} in {self.models_dir}")
         resolved = path.resolve()
-        emb = self._load_verified(resolved)
-        backend, report = load_or_build(
-            self.models_dir, name, emb, model_dir=resolved, kind=s["INDEX_KIND"], flat_max=s["FLAT_MAX_WORDS"],
-            m=s["HNSW_M"], ef_construction=s["HNSW_EF_CONSTRUCTION"], ef_search=s["HNSW_EF_SEARCH"],
-            persist=s["PERSIST_INDEX"])
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            emb, index_file = self._load_verified(resolved, pool)
+            backend, report = load_or_build(
+                self.models_dir, name, emb, model_dir=resolved, kind=s["INDEX_KIND"],
+                flat_max=s["FLAT_MAX_WORDS"], m=s["HNSW_M"], ef_construction=s["HNSW_EF_CONSTRUCTION"],
+                ef_search=s["HNSW_EF_SEARCH"], persist=s["PERSIST_INDEX"],
+                preloaded=(lambda: index_file.result()[0]) if index_file is not None else None)
+            if report.source == "loaded":
+                report.seconds = index_file.result()[1]  # read in parallel with the vectors
         contextual = None
         if is_contextual(emb.meta):
             contextual = _contextual_module().load_contextual(resolved)
@@ -130,22 +140,23 @@ class Registry:
                  report.kind, report.source, report.seconds)
         return LoadedModel(name, resolved, emb.meta, WordIndex(emb, backend), report, contextual)
 
-    def _load_verified(self, path: Path) -> Embeddings:
-        """Load the vectors while other threads check the files' sha256 (hashlib releases
-        the GIL). The index file is left to `load_or_build`: a corrupt index is rebuilt,
-        it does not fail the model; encoder files are checked by `load_contextual`."""
-        if not self.settings["VERIFY_CHECKSUMS"]:
-            return store.load_model_dir(path, verify=False, mmap=True)
+    def _load_verified(self, path: Path, pool: ThreadPoolExecutor) -> tuple[Embeddings, Future | None]:
+        """Load the vectors while pool threads check the files' sha256 and read the index
+        file (hashlib and FAISS release the GIL). The index is only returned as a future:
+        a corrupt index is rebuilt by `load_or_build`, it does not fail the model. Encoder
+        files are left to `load_contextual`, which checks them itself."""
         meta = store.read_meta(path)
+        index_file = pool.submit(_timed_read, path) if INDEX_FILE in meta["files"] else None
+        if not self.settings["VERIFY_CHECKSUMS"]:
+            return store.load_model_dir(path, verify=False, mmap=True), index_file
         skip_encoder = is_contextual(meta)
         rels = [rel for rel in meta["files"]
                 if rel != INDEX_FILE and not (skip_encoder and rel.startswith("encoder/"))]
-        with ThreadPoolExecutor(max_workers=max(1, min(4, len(rels)))) as pool:
-            checks = [pool.submit(store.verify_file, path, rel, meta) for rel in rels]
-            emb = store.load_model_dir(path, verify=False, mmap=True)
-            for check in checks:
-                check.result()  # re-raises the ModelError naming the bad file
-        return emb
+        checks = [pool.submit(store.verify_file, path, rel, meta) for rel in rels]
+        emb = store.load_model_dir(path, verify=False, mmap=True)
+        for check in checks:
+            check.result()  # re-raises the ModelError naming the bad file
+        return emb, index_file
 
     def reload(self) -> Snapshot:
         """Load every configured model into a new snapshot, then swap it in."""
