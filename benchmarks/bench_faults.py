@@ -1,10 +1,12 @@
-"""Heavier fault runs than `make test` affords: many kill -9 during saves and
+"""Heavier fault runs than `make test` affords: schemathesis with more cases per
+operation, many kill -9 during saves and
 index writes, kill -9 during a FAISS index build then a server restart, several
 kills in a row during training then --resume, and a genuinely full disk (a
 small tmpfs, when this process may mount one). Counts runs, clean recoveries
 and models lost.
 
-    .venv/bin/python benchmarks/bench_faults.py [--save-runs 100] [--index-runs 8] [--train-kills 4]
+    .venv/bin/python benchmarks/bench_faults.py [--fuzz-examples 500] [--save-runs 100] [--index-runs 8]
+                                                [--train-kills 4]
 
 Prints a markdown table. Exit status 1 if any run did not recover cleanly.
 """
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -207,8 +210,36 @@ def full_disk() -> Row:
             subprocess.run(["umount", str(mount)], capture_output=True)
 
 
+def fuzz_table(examples: int) -> tuple[list[str], int]:
+    """Schemathesis on every operation (as tests/test_fuzz_api.py, with more cases);
+    markdown rows and the number of failed checks."""
+    import schemathesis
+    from schemathesis import GenerationMode
+
+    from service.app import create_app
+    from tests import test_fuzz_api as fz
+
+    rows, failures = [], 0
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app({"MODELS_DIR": fz.build_models_dir(Path(tmp)), "TESTING": True})
+        schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+        for label in fz.operation_labels():
+            modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE] if fz.has_inputs(label) \
+                else [GenerationMode.POSITIVE]
+            stats = [fz.fuzz_operation(schema, label, mode, examples) for mode in modes]
+            statuses = sum((s.statuses for s in stats), Counter())
+            failed = sum(len(s.failures) for s in stats)
+            failures += failed
+            cases = " + ".join(str(s.cases) for s in stats)
+            seen = ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items()))
+            rows.append(f"| `{label}` | {cases} | {seen} | {failed} |")
+    return rows, failures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fuzz-examples", type=int, default=500,
+                        help="schemathesis cases per operation and mode (0: skip the fuzz table)")
     parser.add_argument("--save-runs", type=int, default=100)
     parser.add_argument("--index-runs", type=int, default=8)
     parser.add_argument("--train-kills", type=int, default=4)
@@ -223,10 +254,16 @@ def main() -> int:
             rows.append(training_kills(family, args.train_kills, Path(tmp)))
     rows.append(full_disk())
 
+    fuzz_rows, fuzz_failures = fuzz_table(args.fuzz_examples) if args.fuzz_examples else ([], 0)
+
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if fuzz_rows:
+        print(f"\n### Schemathesis, every operation, positive + negative cases ({when})\n")
+        print("| operation | cases (positive + negative) | statuses | failed checks |\n| --- | ---: | --- | ---: |")
+        print("\n".join(fuzz_rows))
     print(f"\n### Faults ({when}, {os.cpu_count()} cores, {time.perf_counter() - started:.0f} s)\n")
     print("| fault | runs | clean recoveries | models lost | notes |\n| --- | ---: | ---: | ---: | --- |")
-    failed = False
+    failed = fuzz_failures > 0
     for fault, runs, clean, lost, notes in rows:
         print(f"| {fault} | {runs} | {clean} | {lost} | {notes} |")
         failed |= clean != runs or lost != 0
