@@ -195,9 +195,27 @@ SCHEMAS: dict[str, Any] = {
     "ContextualRequest": {"type": "object", "required": ["text"], "additionalProperties": False,
                           "properties": {"text": {"type": "string", "minLength": 1, "maxLength": v.MAX_TEXT_CHARS},
                                          "word": _ref("Word"), "k": K}},
-    "ContextualResponse": {"type": "object",
-                           "description": "the word's contextual vector and its nearest static neighbours "
-                                          "(see embeddings.contextual.embed_in_context)"},
+    "ContextualResponse": {
+        "type": "object",
+        "description": "contextual vectors of the text's words (a long text is truncated to what the encoder "
+                       "holds) and, when `word` is given, its vector in this text, its nearest static "
+                       "neighbours and its cosine to its own static vector",
+        "required": ["tokens", "truncated", "n_tokens", "n_encoded", "max_len", "layers"],
+        "properties": {
+            "tokens": {"type": "array", "items": {
+                "type": "object", "required": ["token", "vector"],
+                "properties": {"token": {"type": "string"},
+                               "vector": {"type": ["array", "null"], "items": {"type": "number"}}}}},
+            "truncated": {"type": "boolean"},
+            "n_tokens": {"type": "integer"}, "n_encoded": {"type": "integer"}, "max_len": {"type": "integer"},
+            "layers": {"type": "string"},
+            "word": {"type": "string"},
+            "vector": {"type": "array", "items": {"type": "number"}},
+            "occurrences": {"type": "array", "items": {"type": "integer"}},
+            "neighbors": _ref("ScoredList"),
+            "static_similarity": {"type": ["number", "null"]},
+        },
+    },
 }
 
 NAME_PARAM = {"name": "name", "in": "path", "required": True,
