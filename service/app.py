@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "PERSIST_INDEX": True,  # write a built index.faiss into the model directory
     "VERIFY_CHECKSUMS": True,  # sha256 every model file at load
     "LOAD_IN_BACKGROUND": False,  # serve /livez and a 503 /readyz while loading
+    # OpenMP thread counts are per thread in libgomp: pin each request thread once (None: leave alone)
+    "REQUEST_NATIVE_THREADS": None,
+    "BUILD_THREADS": None,  # OpenMP threads of the loading thread for index builds (None: leave alone)
     "JSON_SORT_KEYS": False,
 }
 
@@ -107,6 +110,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (health_bp, models_bp, queries_bp, openapi_bp):
         app.register_blueprint(blueprint)
 
+    if settings["REQUEST_NATIVE_THREADS"]:
+        _pin_request_threads(app, int(settings["REQUEST_NATIVE_THREADS"]))
     reg = Registry(settings["MODELS_DIR"], settings["MODELS"], settings)
     app.extensions[EXTENSION] = reg
     if settings["LOAD_IN_BACKGROUND"]:
@@ -115,6 +120,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         reg.reload()
     logging.getLogger("wordspace.service").debug("app created for %s", settings["MODELS_DIR"])
     return app
+
+
+def _pin_request_threads(app: Flask, n: int) -> None:
+    """Before a thread's first request, set its OpenMP (FAISS) thread count to `n`:
+    libgomp keeps that count per thread, so pinning the main thread is not enough."""
+    import threading
+
+    import faiss
+
+    pinned = threading.local()
+
+    @app.before_request
+    def pin() -> None:
+        if not getattr(pinned, "done", False):
+            faiss.omp_set_num_threads(n)
+            pinned.done = True
 
 
 def registry(app: Flask | None = None) -> Registry:

@@ -161,6 +161,10 @@ class Registry:
     def reload(self) -> Snapshot:
         """Load every configured model into a new snapshot, then swap it in."""
         with self._reload_lock:
+            if self.settings.get("BUILD_THREADS"):
+                import faiss
+
+                faiss.omp_set_num_threads(int(self.settings["BUILD_THREADS"]))  # this thread only
             names = self.configured_names()
             models: dict[str, LoadedModel] = {}
             failed: dict[str, str] = {}

@@ -519,6 +519,24 @@ def test_env_overrides_and_test_mapping(tmp_path, monkeypatch):
         resolve_config({})
 
 
+def test_each_request_thread_pins_its_own_openmp_threads(tmp_path):
+    """libgomp keeps the thread count per thread: the app pins each request thread once."""
+    import faiss
+
+    app = create_app({"MODELS_DIR": tmp_path, "REQUEST_NATIVE_THREADS": 1})
+    seen = []
+
+    def run() -> None:
+        faiss.omp_set_num_threads(2)
+        app.test_client().get("/livez")
+        seen.append(faiss.omp_get_max_threads())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [1]
+
+
 def test_hnsw_model_serves_with_configured_ef_search(tmp_path):
     store.save_model(tmp_path, "p", planted_embeddings())
     api = CheckedClient(create_app({"MODELS_DIR": tmp_path, "FLAT_MAX_WORDS": 10, "HNSW_EF_SEARCH": 64}))
