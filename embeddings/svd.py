@@ -35,9 +35,12 @@ paired with themselves shifted by d; each pair is canonicalised as (lo, hi) with
 lo <= hi. Pairs whose `lo` is one of the most frequent words (ids are sorted by
 frequency) land in a bounded dense band of at most `BAND_CELLS` cells counted
 with `np.bincount`; the rest are sorted and run-length reduced, then merged into
-a sparse accumulator. Counts are exact integers (weights scaled by their common
-denominator), so the result does not depend on chunking or on the number of
-counting threads. Memory: one chunk, the band, and the non-zeros.
+a sparse accumulator. With `workers` > 1, chunks are counted in threads (the
+NumPy work releases the GIL) and merged in chunk order. Counts are exact
+integers (weights scaled by their common denominator), so the result does not
+depend on chunking or on the number of threads, and a count resumed from a
+`CountCheckpoint` snapshot ends exactly as an uninterrupted one. Memory: the
+chunks in flight (workers + 1), the band, and the non-zeros; never V x V.
 """
 from __future__ import annotations
 
@@ -67,7 +70,7 @@ BAND_CELLS = 1 << 21
 #: Bytes of corpus text per chunk (chunks end at a newline).
 CHUNK_BYTES = 4 << 20
 #: Extra counting threads only for corpora of at least this many chunks per thread:
-#: below that, their own band and the merge cost more than they save.
+#: below that, starting them and the chunks in flight cost more than they save.
 MIN_CHUNKS_PER_WORKER = 2
 _PACK = 24  # tokens up to this many bytes are matched in NumPy; longer ones through a dict
 _PROGRESS = Callable[[int], None]
