@@ -79,7 +79,8 @@ class _Progress:
         delta = "" if change is None else f" ({change:+.1%} vs epoch {report.epoch - 1})"
         self.bar.set_description(f"{self.trainer.method} epoch {report.epoch}/{report.epochs}", refresh=False)
         self.bar.set_postfix_str(f"loss {report.loss:.4g}{delta}", refresh=False)
-        self.bar.update(report.raw_words)
+        # gensim's threads read slightly past their share (byte offsets), so count the corpus size.
+        self.bar.update(self.words_per_epoch)
         if not self.quiet:
             self.bar.write(f"epoch {report.epoch}/{report.epochs}: loss {report.loss:.6g}{delta}, "
                            f"{report.words_per_second:,.0f} words/s, {report.seconds:.1f} s", file=sys.stderr)
