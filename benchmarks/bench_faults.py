@@ -143,8 +143,9 @@ def training_kills(family: str, kills: int, tmp: Path) -> Row:
     from embeddings.training import checkpoint_dir
 
     trainer = ft.TRAINERS[family]
-    corpus = (ft.zipf_corpus(tmp / "svd", 1500, 4000, exponent=0.9) if trainer.corpus == "svd_corpus"
-              else ft.zipf_corpus(tmp / "tiny", 300, 1200))
+    corpus = {"svd_corpus": lambda: ft.zipf_corpus(tmp / "svd", 1500, 4000, exponent=0.9),
+              "micro_corpus": lambda: ft.zipf_corpus(tmp / "micro", 200, 500),
+              "tiny_corpus": lambda: ft.zipf_corpus(tmp / "tiny", 300, 1200)}[trainer.corpus]()
     models = tmp / f"models-{family}"
 
     def cli(args: list[str]) -> tuple[int, str]:

@@ -51,6 +51,12 @@ def tiny_corpus(tmp_path_factory) -> PreparedCorpus:
 
 
 @pytest.fixture(scope="module")
+def micro_corpus(tmp_path_factory) -> PreparedCorpus:
+    """About 10k tokens over 200 words: a Transformer epoch takes a second or so."""
+    return zipf_corpus(tmp_path_factory.mktemp("micro"), 200, 500)
+
+
+@pytest.fixture(scope="module")
 def svd_corpus(tmp_path_factory) -> PreparedCorpus:
     """About 80k tokens over 1,500 words: the SVD step lasts long enough to be killed in."""
     return zipf_corpus(tmp_path_factory.mktemp("svd"), 1500, 4000, exponent=0.9)
@@ -97,7 +103,7 @@ TRAINERS = {
     "transformer": Trainer("transformer", ["--d-model", "16", "--layers", "1", "--heads", "2", "--max-len", "16",
                                            "--epochs", "3", "--batch-size", "64", "--threads", "1",
                                            "--min-count", "1", "--seed", "2"], _epoch_files,
-                           re.compile(r"resuming from \S+ \(epoch (\d+)"), 0.3, 1, "tiny_corpus"),
+                           re.compile(r"resuming from \S+ \(epoch (\d+)"), 0.3, 1, "micro_corpus"),
 }
 
 

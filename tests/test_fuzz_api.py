@@ -28,8 +28,8 @@ from tests.test_api import tiny_contextual
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-#: Generated cases per operation and mode (positive + negative = 250 per operation with inputs).
-EXAMPLES_PER_MODE = 125
+#: Generated cases per operation and mode (positive + negative = 220 per operation with inputs).
+EXAMPLES_PER_MODE = 110
 SERVED, CONTEXTUAL = "fuzz", "ctx"
 
 
