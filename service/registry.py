@@ -115,7 +115,12 @@ class Registry:
         """The names to serve: the configured list, or every model in the directory."""
         if self.names is not None:
             return list(dict.fromkeys(self.names))
-        return [info.name for info in store.list_models(self.models_dir)]
+        if not self.models_dir.is_dir():
+            return []
+        # Names only (as store.list_models selects them); meta.json is read by load_one, where a
+        # broken one fails that model alone.
+        return sorted(entry.name for entry in self.models_dir.iterdir()
+                      if store.NAME_PATTERN.fullmatch(entry.name) and entry.is_dir())
 
     def load_one(self, name: str) -> LoadedModel:
         """Load model `name` with its index (built and persisted when missing or corrupt)."""
@@ -145,7 +150,10 @@ class Registry:
         file (hashlib and FAISS release the GIL). The index is only returned as a future:
         a corrupt index is rebuilt by `load_or_build`, it does not fail the model. Encoder
         files are left to `load_contextual`, which checks them itself."""
-        meta = store.read_meta(path)
+        try:
+            meta = store.read_meta(path)
+        except UnicodeDecodeError as exc:  # store.read_meta lets this escape; name the file
+            raise store.ModelError(f"{path / store.META_FILE}: not UTF-8 ({exc})") from None
         index_file = pool.submit(_timed_read, path) if INDEX_FILE in meta["files"] else None
         if not self.settings["VERIFY_CHECKSUMS"]:
             return store.load_model_dir(path, verify=False, mmap=True), index_file

@@ -460,6 +460,17 @@ def test_a_corrupt_model_is_reported_and_the_others_serve(tmp_path):
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "model_unavailable"
 
 
+@pytest.mark.parametrize("garbage", [b"\x00\xffnot json", b"{not json", b"[]"])
+def test_a_garbage_meta_fails_that_model_only(tmp_path, garbage):
+    store.save_model(tmp_path, "good", planted_embeddings())
+    store.save_model(tmp_path, "bad", planted_embeddings(seed=1))
+    (store.model_path(tmp_path, "bad").resolve() / "meta.json").write_bytes(garbage)
+    api = CheckedClient(create_app({"MODELS_DIR": tmp_path}))
+    rows = {r["name"]: r for r in api.get("/models").get_json()}
+    assert rows["good"]["status"] == "ready"
+    assert rows["bad"]["status"] == "failed" and "meta.json" in rows["bad"]["error"]
+
+
 def test_a_corrupt_index_is_rebuilt_and_the_model_serves(tmp_path):
     store.save_model(tmp_path, "p", planted_embeddings())
     create_app({"MODELS_DIR": tmp_path})  # builds and persists index.faiss
