@@ -42,6 +42,7 @@ fsynced, so a `kill -9` leaves only complete checkpoints visible.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import math
@@ -156,11 +157,9 @@ class Word2VecTrainer:
     After `fit`, `embeddings_` holds W (input vectors, rows most frequent
     first) and `context_vectors_` holds W' (syn1neg) when `keep_context`.
 
-    Loss: the per-epoch loss is gensim's running loss reset at each epoch
-    (not its cumulative total). In corpus_file mode every worker thread writes
-    its own sum into the model at its end, so with `workers > 1` the figure is
-    the last-finishing worker's share (about 1/workers of the epoch); compare
-    epochs of one run, not runs with different worker counts.
+    Loss: the per-epoch loss is the sum of gensim's per-thread running losses
+    over that epoch (not gensim's cumulative total; see `_loss_summing_word2vec`
+    for why gensim alone reports only one thread's share with `workers > 1`).
     """
 
     def __init__(
@@ -315,8 +314,7 @@ class Word2VecTrainer:
 
     def _new_model(self, prepared: PreparedCorpus):
         """A gensim Word2Vec with our hyper-parameters and the corpus vocabulary built."""
-        from gensim.models import Word2Vec
-
+        Word2Vec = _loss_summing_word2vec()
         if not hasattr(Word2Vec, "_train_epoch_corpusfile"):  # pragma: no cover - gensim API guard
             raise RuntimeError("this gensim version lacks Word2Vec._train_epoch_corpusfile (needs gensim >= 3.6, < 5)")
         model = Word2Vec(
@@ -345,13 +343,13 @@ class Word2VecTrainer:
         writer = _CheckpointWriter(Path(checkpoint_dir)) if checkpoint_dir is not None else None
         try:
             for epoch in range(start, model.epochs):
-                model.running_training_loss = 0.0
+                model.epoch_loss = 0.0
                 began = time.perf_counter()
                 effective, raw, _jobs = model._train_epoch_corpusfile(
                     str(prepared.path), cur_epoch=epoch, total_examples=model.corpus_count,
                     total_words=model.corpus_total_words)
                 seconds = time.perf_counter() - began
-                loss = float(model.running_training_loss)
+                loss = float(model.epoch_loss)
                 previous = state["epoch_losses"][-1] if state["epoch_losses"] else None
                 state["epoch_losses"].append(loss)
                 state["epoch_seconds"].append(seconds)
@@ -383,9 +381,11 @@ class Word2VecTrainer:
                        "n_sentences": prepared.n_sentences, "n_types": prepared.n_types},
             "corpus_sha256": prepared.sha256,
             "epoch_losses": state["epoch_losses"],
-            "loss_note": "per-epoch gensim running loss; with workers > 1 only the last-finishing "
-                         "worker thread's share (gensim corpus_file mode)",
+            "loss_note": "per epoch: sum over worker threads of gensim's running loss (negative "
+                         "log-likelihood of the positive and noise pairs, float32 sums)",
             "epoch_seconds": state["epoch_seconds"],
+            "epoch_words": state["epoch_words"],
+            "epoch_effective_words": state["epoch_effective_words"],
             "training_seconds": seconds,
             "words_per_second": words_trained / seconds if seconds > 0 else None,
             "resumed_from_epoch": info.resumed_from_epoch,
@@ -396,6 +396,37 @@ class Word2VecTrainer:
         self.embeddings_ = Embeddings(words, model.wv.vectors, counts, meta)
         self.context_vectors_ = np.array(model.syn1neg, dtype=np.float32) if self.keep_context else None
         self.vocab_size_ = len(words)
+
+
+_LOSS_LOCK = threading.Lock()
+
+
+@functools.cache
+def _loss_summing_word2vec():
+    """gensim's Word2Vec, except that the worker threads' losses add up.
+
+    In corpus_file mode each worker thread starts its float32 loss sum from
+    `model.running_training_loss` and assigns its own total back at its end,
+    so gensim keeps only the last thread's share (gensim #2920, #3228). Here
+    reading the attribute gives 0.0 (each thread starts from zero) and
+    assigning adds into `epoch_loss`, so `epoch_loss` is the whole epoch's
+    loss for any number of workers. Training itself is untouched.
+    """
+    from gensim.models import Word2Vec
+
+    class LossSummingWord2Vec(Word2Vec):
+        epoch_loss = 0.0
+
+        @property
+        def running_training_loss(self) -> float:
+            return 0.0
+
+        @running_training_loss.setter
+        def running_training_loss(self, value: float) -> None:
+            with _LOSS_LOCK:
+                self.epoch_loss = self.epoch_loss + float(value)
+
+    return LossSummingWord2Vec
 
 
 class CBOW(Word2VecTrainer):

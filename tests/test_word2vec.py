@@ -145,6 +145,21 @@ def test_equals_gensim_called_directly(sg, small_corpus):
     np.testing.assert_array_equal(ours.vectors, reference.wv.vectors)
 
 
+def test_epoch_loss_counts_every_worker_thread(small_corpus):
+    """gensim alone keeps one thread's share of the loss; ours sums the threads, so the loss per
+    trained word does not depend on the worker count (workers=1 is the reference). Per word,
+    because gensim's threads read a little past their share of a small corpus."""
+    def per_word(workers):
+        meta = CBOW(**{**SMALL, "workers": workers}).fit(small_corpus).embeddings_.meta
+        return [loss / words for loss, words in zip(meta["epoch_losses"], meta["epoch_effective_words"])]
+
+    one, two = per_word(1), per_word(2)
+    assert len(one) == len(two) == SMALL["epochs"]
+    for a, b in zip(one, two):
+        assert a > 0 and abs(b - a) / a < 0.15, (one, two)
+    assert one[-1] < one[0]
+
+
 def test_same_seed_same_vectors_other_seed_differs(small_corpus):
     first = CBOW(**SMALL).fit(small_corpus).embeddings_.vectors
     second = CBOW(**SMALL).fit(small_corpus).embeddings_.vectors
