@@ -648,6 +648,17 @@ def pool_static(
                          np.asarray(vocab.counts, dtype=np.int64)[rows], contexts.numpy()[rows], stats)
 
 
+def _corpus_lowercase(corpus: PreparedCorpus) -> bool:
+    """Whether the corpus was lowercased (lookups must tokenize texts the same way)."""
+    import json
+
+    try:
+        info = json.loads((corpus.directory / "corpus.json").read_text(encoding="utf-8"))
+        return bool(info.get("tokenizer", {}).get("lowercase", True))
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
 def build_contextual_model(
     encoder: Encoder,
     corpus: PreparedCorpus,
@@ -686,7 +697,7 @@ def build_contextual_model(
             "max_tokens": max_tokens,
             "window": window,
             "seed": seed,
-            "lowercase": True,
+            "lowercase": _corpus_lowercase(corpus),
             "stats": pooled.stats,
         },
     }
