@@ -147,13 +147,23 @@ class _Lookup:
         self.slot_id = np.full(size, -1, dtype=np.int32)
         self.slot_len = np.zeros(size, dtype=np.int64)   # 0 never matches a token
         self.slot_w = [np.zeros(size, dtype=np.uint64) for _ in range(3)]
-        for row, slot in enumerate((_mix(*w, lens) >> self.shift).tolist()):
-            while self.slot_id[slot] >= 0:
-                slot = (slot + 1) & self.mask
-            self.slot_id[slot] = short[row]
-            self.slot_len[slot] = lens[row]
+        # Linear probing, all words at once: each round, the first word aiming at a free
+        # slot takes it, every other word moves one slot on (slots never free up again,
+        # so a lookup walking from a word's home slot meets no hole before the word).
+        ids = np.asarray(short, dtype=np.int32)
+        rows = np.arange(len(short))
+        slot = (_mix(*w, lens) >> self.shift).astype(np.int64)
+        while len(rows):
+            free = np.flatnonzero(self.slot_id[slot] < 0)
+            taken, first = np.unique(slot[free], return_index=True)
+            winners = rows[free[first]]
+            self.slot_id[taken] = ids[winners]
+            self.slot_len[taken] = lens[winners]
             for k in range(3):
-                self.slot_w[k][slot] = w[k][row]
+                self.slot_w[k][taken] = w[k][winners]
+            moved = np.ones(len(rows), dtype=bool)
+            moved[free[first]] = False
+            rows, slot = rows[moved], (slot[moved] + 1) & self.mask
 
     def ids(self, buf: np.ndarray, n: int, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """Vocabulary id of each token (int32, -1 when out of vocabulary)."""
@@ -404,7 +414,7 @@ class _Accumulator:
 
     def __init__(self, plan: _Plan) -> None:
         self.plan = plan
-        self.band = np.zeros(plan.band_rows * plan.n_words, dtype=np.int64)
+        self.band: np.ndarray | None = None   # the first chunk's band is taken over, not copied
         self.rest: sp.csr_matrix | None = None
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []
         self.pending_size = 0
@@ -414,7 +424,10 @@ class _Accumulator:
     def add(self, part: _Partial) -> None:
         """Add one chunk's counts."""
         if part.band is not None:
-            self.band += part.band
+            if self.band is None:
+                self.band = part.band
+            else:
+                self.band += part.band
         if len(part.keys):
             self.pending.append((part.keys, part.values))
             self.pending_size += len(part.keys)
@@ -437,7 +450,8 @@ class _Accumulator:
         """All counts so far as one integer CSR matrix (pairs stored once, at (lo, hi))."""
         self._flush()
         V, K = self.plan.n_words, self.plan.band_rows
-        upper = sp.vstack([sp.csr_matrix(self.band.reshape(K, V)),
+        band = np.zeros(K * V, dtype=np.int64) if self.band is None else self.band
+        upper = sp.vstack([sp.csr_matrix(band.reshape(K, V)),
                            sp.csr_matrix((V - K, V), dtype=np.int64)], format="csr")
         if self.rest is not None:
             upper = upper + self.rest

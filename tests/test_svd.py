@@ -65,6 +65,22 @@ def test_out_of_vocabulary_words_are_removed_before_windowing():
     np.testing.assert_array_equal(dense(got), [[0, 1, 0], [1, 0, 0], [0, 0, 0]])
 
 
+def test_token_lookup_is_exact():
+    # Thousands of words (so the open-addressing table has collisions), 1-40 bytes, non-ASCII,
+    # plus tokens that differ from a word only by a prefix or a dropped last character.
+    rng = random.Random(4)
+    words = list(dict.fromkeys("".join(rng.choice("abcé-'") for _ in range(rng.randrange(1, 40)))
+                               for _ in range(5000)))
+    lookup = svd._Lookup(words)
+    tokens = words + ["z" + w for w in words[:500]] + [w[:-1] for w in words[:500] if len(w) > 1]
+    rng.shuffle(tokens)
+    data = " ".join(tokens).encode("utf-8")
+    buf = svd._padded(data)
+    starts, ends = svd._token_bounds(buf[:len(data)])
+    index = {w: i for i, w in enumerate(words)}
+    assert lookup.ids(buf, len(data), starts, ends).tolist() == [index.get(t, -1) for t in tokens]
+
+
 def reference_counts(sentences, words, window, weighting="uniform", dynamic=False) -> np.ndarray:
     """Per-token Python loop: the independent reference for the vectorized counter."""
     index = {w: i for i, w in enumerate(words)}
