@@ -60,6 +60,13 @@ def test_counts_diagonal_and_sentence_boundaries_by_hand():
     np.testing.assert_allclose(dense(count_cooccurrences(TOY, WORDS, 3, dynamic_window=True)), dynamic)
 
 
+def test_distance_weights_by_hand():
+    np.testing.assert_allclose(svd.distance_weights(3), [1, 1, 1])
+    np.testing.assert_allclose(svd.distance_weights(3, "harmonic"), [1, 1 / 2, 1 / 3])
+    np.testing.assert_allclose(svd.distance_weights(3, dynamic_window=True), [1, 2 / 3, 1 / 3])
+    np.testing.assert_allclose(svd.distance_weights(3, "harmonic", True), [1, 1 / 3, 1 / 9])
+
+
 def test_out_of_vocabulary_words_are_removed_before_windowing():
     got = count_cooccurrences([["a", "zzz", "b"], ["c"]], WORDS, window=1)
     np.testing.assert_array_equal(dense(got), [[0, 1, 0], [1, 0, 0], [0, 0, 0]])
