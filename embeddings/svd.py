@@ -371,8 +371,9 @@ def _pair_counts(plan: _Plan, ids: np.ndarray, sent: np.ndarray) -> tuple[np.nda
     in_band = flat.view(unsigned) < band_limit  # -1 is huge as unsigned: dropped
     band_keys = flat[in_band]
     is_rest = flat >= band_limit
-    rest = flat[is_rest].astype(np.int64)
+    rest = flat[is_rest]
     if plan.scale != 1:
+        rest = rest.astype(np.int64)
         numerators = np.asarray(plan.numerators, dtype=np.float64)
         weights = np.repeat(numerators, n)[in_band]
         band = np.bincount(band_keys, weights, minlength=band_limit).astype(np.int64)
@@ -386,8 +387,10 @@ def _pair_counts(plan: _Plan, ids: np.ndarray, sent: np.ndarray) -> tuple[np.nda
 
 def _reduce_keys(plan: _Plan, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sort pair keys and sum equal ones (applying the distance weights); -> (unique keys, sums)."""
-    if keys.max() < (1 << 32):
-        keys = keys.astype(np.uint32)
+    if keys.dtype == np.int32:
+        keys = keys.view(np.uint32)      # non-negative: same order, no copy
+    elif keys.max() < (1 << 32):
+        keys = keys.astype(np.uint32)    # smaller keys sort faster
     keys.sort()
     first = np.empty(len(keys), dtype=bool)
     first[0] = True
