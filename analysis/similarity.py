@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
-from scipy import stats
 from scipy.linalg.blas import dnrm2, dscal
 
 from embeddings.vectors import Embeddings
@@ -137,6 +136,8 @@ def evaluate_word_pairs(
     if not gold:
         raise ValueError(f"no pair of {dataset.name} has both words in the vocabulary "
                          f"(first {n} words, case_insensitive={case_insensitive})")
+    from scipy import stats  # imported here: scipy.stats takes a while to import
+
     spearman = pearson = (float("nan"), float("nan"))
     if len(gold) >= 2:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
