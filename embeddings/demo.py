@@ -18,8 +18,8 @@ PORT = 8000
 
 #: (model name, `wordspace train` arguments) trained on the sample corpus when missing.
 DEMO_TRAINING = [
-    ("cbow", ["train", "cbow", "--corpus", "sample", "--name", "cbow", "--epochs", "20"]),
-    ("skipgram", ["train", "skipgram", "--corpus", "sample", "--name", "skipgram", "--epochs", "20"]),
+    ("cbow", ["train", "cbow", "--corpus", "sample", "--name", "cbow", "--epochs", "20", "--resume"]),
+    ("skipgram", ["train", "skipgram", "--corpus", "sample", "--name", "skipgram", "--epochs", "20", "--resume"]),
     ("svd", ["train", "svd", "--corpus", "sample", "--name", "svd"]),
     ("contextual", ["train", "contextual", "--encoder", "minilm", "--corpus", "sample", "--name", "contextual"]),
 ]
