@@ -41,8 +41,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import weakref
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -207,10 +205,11 @@ class AnalogyReport:
 # -- vocabulary matching (gensim's case rule) ---------------------------------------
 @dataclass(frozen=True)
 class Lexicon:
-    """How question words map to rows of the first `n` words.
+    """How the dataset's words map to rows of the first `n` words.
 
     `first[key]` is the first row whose key (the word, or its `str.upper()`) is
     `key`; `variants[key]` lists every row with that key when there are several.
+    Only the keys asked for are present (a key that is absent is out of vocabulary).
     """
 
     n: int
@@ -222,30 +221,27 @@ class Lexicon:
         return word.upper() if self.case_insensitive else word
 
 
-_LEXICONS: "weakref.WeakKeyDictionary[Embeddings, dict[tuple[int, bool], Lexicon]]" = weakref.WeakKeyDictionary()
+def lexicon(emb: Embeddings, n: int, case_insensitive: bool, words: Iterable[str]) -> Lexicon:
+    """Map the keys of `words` to rows of the first `n` words of `emb`, gensim's way.
 
-
-def lexicon(emb: Embeddings, n: int, case_insensitive: bool) -> Lexicon:
-    """The (cached, per Embeddings object) key -> row map of the first `n` words."""
-    per_emb = _LEXICONS.setdefault(emb, {})
-    cached = per_emb.get((n, case_insensitive))
-    if cached is not None:
-        return cached
-    words = emb.words[:n]
-    keys = list(map(str.upper, words)) if case_insensitive else list(words)
-    # Built backwards so the first (most frequent) row wins, as in gensim.
-    first = dict(zip(reversed(keys), range(len(keys) - 1, -1, -1)))
-    variants: dict[str, tuple[int, ...]] = {}
-    if len(first) < len(keys):
-        dup = {k for k, c in Counter(keys).items() if c > 1}
-        rows: dict[str, list[int]] = {}
-        for i, k in enumerate(keys):
-            if k in dup:
-                rows.setdefault(k, []).append(i)
-        variants = {k: tuple(v) for k, v in rows.items()}
-    lex = Lexicon(n, case_insensitive, first, variants)
-    per_emb[(n, case_insensitive)] = lex
-    return lex
+    One pass of `str.upper` over the vocabulary and a set lookup per row: cheaper
+    than gensim's dict of every upper-cased word, and nothing is cached on `emb`.
+    """
+    if not case_insensitive:
+        first = {}
+        for word in words:
+            row = emb.get_index(word)
+            if row is not None and row < n:
+                first[word] = row
+        return Lexicon(n, False, first, {})
+    needed = {word.upper() for word in words}
+    keys = list(map(str.upper, emb.words[:n]))
+    rows: dict[str, list[int]] = {}
+    for i in [i for i, k in enumerate(keys) if k in needed]:
+        rows.setdefault(keys[i], []).append(i)
+    first = {k: r[0] for k, r in rows.items()}
+    variants = {k: tuple(r) for k, r in rows.items() if len(r) > 1}
+    return Lexicon(n, True, first, variants)
 
 
 # -- the exact one-question path (gensim's arithmetic) --------------------------------
@@ -567,7 +563,8 @@ def evaluate_analogies(
     if len(emb) == 0:
         raise ValueError("the model has no vectors")
     n = min(int(restrict_vocab), len(emb))
-    lex = lexicon(emb, n, case_insensitive)
+    lex = lexicon(emb, n, case_insensitive,
+                  (w for q in dataset.questions for w in (q.a, q.b, q.c, q.expected)))
     key, first, variants = lex.key, lex.first, lex.variants
     norms = emb.norms[:n]
 

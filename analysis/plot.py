@@ -242,5 +242,7 @@ def plot_words(
         fig.canvas.draw()  # fixes the equal-aspect limits before labels are measured
         _layout_labels(ax, fig, points, order, colors)
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(out, lambda handle: fig.savefig(handle, format=fmt))
+        # No date in the file: the same words give the same bytes.
+        metadata = {"Date": None} if fmt == "svg" else {}
+        atomic_write(out, lambda handle: fig.savefig(handle, format=fmt, metadata=metadata))
     return PlotResult(out, kept, missing, variance, title, coords)  # type: ignore[arg-type]

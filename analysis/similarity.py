@@ -117,7 +117,7 @@ def evaluate_word_pairs(
     if len(emb) == 0:
         raise ValueError("the model has no vectors")
     n = min(int(restrict_vocab), len(emb))
-    lex = lexicon(emb, n, case_insensitive)
+    lex = lexicon(emb, n, case_insensitive, (w for p in dataset.pairs for w in (p.word1, p.word2)))
     vectors = emb.vectors
     units: dict[int, np.ndarray] = {}
     gold: list[float] = []
