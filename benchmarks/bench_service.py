@@ -41,6 +41,62 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+#: A bare Flask + waitress + FAISS probe serving the same route and index, for the ratio.
+PROBE = r"""
+import sys, threading
+import faiss
+from flask import Flask, jsonify, request
+from waitress import serve
+from embeddings import store
+from service.index import FaissBackend, read_index
+models, name, port, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+emb = store.load_model(models, name)
+backend = FaissBackend(read_index(store.model_path(models, name).resolve(), emb))
+unit = backend.unit_view()
+app = Flask("probe")
+pinned = threading.local()
+
+@app.get("/models/<name>/neighbors")
+def neighbors(name):
+    if not getattr(pinned, "done", False):
+        faiss.omp_set_num_threads(1)
+        pinned.done = True
+    word = request.args["word"]
+    i, k = emb.index_of(word), int(request.args.get("k", 10))
+    scores, ids = backend.search(unit[i:i + 1], k + 1)
+    rows = [{"word": emb.words[j], "score": float(s)} for s, j in zip(scores[0], ids[0]) if j != i and j >= 0]
+    return jsonify({"word": word, "neighbors": rows[:k]})
+
+print("ready", flush=True)
+serve(app, host="127.0.0.1", port=port, threads=threads)
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_probe(models: Path, threads: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", PROBE, str(models), NAME, str(port), str(threads)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc.stdout.readline()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if request(port, "GET", f"/models/{NAME}/neighbors?word=the&k=10")[0] == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("probe did not start")
+
+
 def start_server(models: Path, threads: int) -> tuple[subprocess.Popen, int, float]:
     """`wordspace serve` on an ephemeral loopback port; returns (process, port, seconds until ready)."""
     started = time.perf_counter()
@@ -158,6 +214,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=8, help="waitress threads")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python client even if wrk exists")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="reuse a models dir holding glove-6b-50d (skips import; build only if missing)")
     args = parser.parse_args()
 
     from embeddings.formats import import_glove_6b_50d
@@ -168,16 +226,17 @@ def main() -> int:
 
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-service-") as tmp:
-        models = Path(tmp) / "models"
-        t = time.perf_counter()
-        emb = import_glove_6b_50d()
-        store.save_model(models, NAME, emb)
-        rows.append(("import + save GloVe 400k x 50", f"{time.perf_counter() - t:.1f} s"))
+        models = args.models or Path(tmp) / "models"
+        if args.models is None:
+            t = time.perf_counter()
+            emb = import_glove_6b_50d()
+            store.save_model(models, NAME, emb)
+            rows.append(("import + save GloVe 400k x 50", f"{time.perf_counter() - t:.1f} s"))
 
         limit_native_threads(cpu_count())
         emb = store.load_model(models, NAME)
         backend, report = load_or_build(models, NAME, emb)
-        rows.append((f"index build ({report.kind}, M=32, efConstruction=40, {cpu_count()} threads) + persist",
+        rows.append((f"index {report.source} ({report.kind}, M=32, efConstruction=40, {cpu_count()} threads)",
                      f"{report.seconds:.1f} s"))
 
         # In-process query cost: ours (HNSW, exact) vs gensim most_similar, same words.
@@ -211,15 +270,26 @@ def main() -> int:
         proc, port, ready_s = start_server(models, args.threads)
         try:
             rows.append(("restart: `wordspace serve` process start -> /readyz 200 (persisted index)",
-                         f"{ready_s:.2f} s (vs {report.seconds:.1f} s build)"))
+                         f"{ready_s:.2f} s (vs {report.seconds:.1f} s index {report.source})"))
             status, body = request(port, "GET", f"/models/{NAME}")
             rows.append(("index as served", json.dumps(json.loads(body)["index"])))
             use_wrk = shutil.which("wrk") is not None and not args.no_wrk
-            load = (wrk_load if use_wrk else python_load)(port, words, args.connections, args.duration)
+            loader = wrk_load if use_wrk else python_load
+            load = loader(port, words, args.connections, args.duration)
             rows.append((f"GET neighbors, {args.connections} connections, {args.duration} s ({load['client']}, "
                          f"{args.threads} waitress threads)",
                          f"{load['rps']:.0f} req/s, p50 {load['p50']:.1f} ms, p99 {load['p99']:.1f} ms, "
                          f"{load['requests']} requests, {load['errors'] + load['non2xx']} errors"))
+            probe, probe_port = start_probe(models, args.threads)
+            try:
+                bare = loader(probe_port, words, args.connections, args.duration)
+            finally:
+                probe.terminate()
+                probe.wait(30)
+                probe.stdout.close()
+            rows.append(("same load on a bare Flask + waitress + HNSW probe (no validation, same index)",
+                         f"{bare['rps']:.0f} req/s, p50 {bare['p50']:.1f} ms, p99 {bare['p99']:.1f} ms; "
+                         f"ours = {load['rps'] / bare['rps']:.2f}x its throughput"))
             p50, p99 = single_client(port, lambda i: ("GET", f"/models/{NAME}/neighbors?word={quote(words[i])}&k=10",
                                                       None), 300)
             rows.append(("GET neighbors, 1 client", f"p50 {p50:.1f} ms, p99 {p99:.1f} ms"))

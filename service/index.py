@@ -14,7 +14,7 @@ L2-normalised rows:
 `restrict_vocab=N` (the first N rows, most frequent first) and `exact=True`
 searches use FAISS's brute-force `knn` over the unit rows (exact, about 7 ms
 at 400k x 50 on one core); 3CosMul needs every cosine to the three words, so
-it is always computed exactly with three matrix-vector products.
+it is always computed exactly with one (n x d) @ (d x 3) matrix product.
 
 The index is persisted as `index.faiss` inside the model directory via
 `store.add_model_file` (atomic, sha256 in meta.json) and read back with
@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Protocol, Sequence, Union
 
 import faiss
 import numpy as np
@@ -284,8 +284,7 @@ def load_or_build(
 
 
 # -- word queries ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Neighbor:
+class Neighbor(NamedTuple):
     """One result row: a word and its score (a cosine, or the 3CosMul objective)."""
 
     word: str
@@ -415,8 +414,13 @@ class WordIndex:
     # -- queries -----------------------------------------------------------------
     def neighbors(self, word: str, k: int = 10, restrict_vocab: int | None = None,
                   exact: bool = False) -> list[Neighbor]:
-        """Nearest neighbours of `word`, the word itself excluded."""
-        return self.most_similar([word], k=k, restrict_vocab=restrict_vocab, exact=exact)
+        """Nearest neighbours of `word`, the word itself excluded (= most_similar([word]):
+        the mean of one unit vector is that vector, so it is used as the query directly)."""
+        self.require([word])
+        row = self.emb.index_of(word)
+        if not np.any(self.unit[row]):
+            raise ValueError(f"{word!r} has a zero vector; it has no neighbours")
+        return self._search(self.unit[row:row + 1], k, (row,), restrict_vocab, exact)
 
     def nearest_to_vector(self, vector: np.ndarray, k: int = 10, restrict_vocab: int | None = None,
                           exact: bool = False) -> list[Neighbor]:
@@ -444,9 +448,10 @@ class WordIndex:
         n = len(self.emb)
         limit = n if restrict_vocab is None else max(0, min(int(restrict_vocab), n))
         unit = self.unit[:limit]
-        # One matrix-vector product per word (faster than a (limit x d) @ (d x 3) product in OpenBLAS).
-        cos_a, cos_b, cos_c = ((unit @ self.unit[r] + 1.0) / 2.0 for r in rows)  # shifted to [0, 1]
-        scores = cos_b * cos_c / (cos_a + COSMUL_EPS)
+        cos = unit @ self.unit[rows].T  # (limit, 3): one matrix product
+        cos += 1.0
+        cos *= 0.5  # cosines shifted to [0, 1]
+        scores = cos[:, 1] * cos[:, 2] / (cos[:, 0] + COSMUL_EPS)
         excluded = {r for r in rows if r < limit}
         top_scores, ids = _top_k(scores[None, :], min(k + len(excluded), limit))
         out = [Neighbor(self.emb.words[i], float(s))
