@@ -83,4 +83,6 @@ def neighbors(name: str):
         rows = model.index.neighbors(word, k=k, restrict_vocab=restrict)
     except MissingWords as exc:
         raise words_not_found(exc) from None
+    except ValueError as exc:  # e.g. a word whose stored vector is all zeros
+        raise ApiError(400, "invalid_request", str(exc)) from None
     return jsonify({"word": word, "neighbors": scored(rows)})

@@ -471,6 +471,21 @@ def test_a_garbage_meta_fails_that_model_only(tmp_path, garbage):
     assert rows["bad"]["status"] == "failed" and "meta.json" in rows["bad"]["error"]
 
 
+def test_a_word_with_a_zero_vector_is_a_400_not_a_500(tmp_path):
+    emb = planted_embeddings()
+    vectors = np.array(emb.vectors)
+    vectors[emb.index_of("queen")] = 0
+    store.save_model(tmp_path, "z", Embeddings(emb.words, vectors, emb.counts, emb.meta))
+    api = CheckedClient(create_app({"MODELS_DIR": tmp_path}))
+    assert api.get("/models/z/neighbors?word=queen").status_code == 400
+    assert api.post("/models/z/similar", json={"positive": ["queen"]}).status_code == 400
+    assert api.post("/models/z/odd-one-out", json={"words": ["queen", "queen"]}).status_code == 400
+    pair = api.post("/models/z/similarity", json={"pairs": [["queen", "king"]]}).get_json()["results"][0]
+    assert pair["similarity"] == 0.0
+    answers = api.post("/models/z/analogy", json={"a": "man", "b": "king", "c": "woman"}).get_json()["answers"]
+    assert len(answers) == 10 and all(np.isfinite(a["score"]) for a in answers)
+
+
 def test_a_corrupt_index_is_rebuilt_and_the_model_serves(tmp_path):
     store.save_model(tmp_path, "p", planted_embeddings())
     create_app({"MODELS_DIR": tmp_path})  # builds and persists index.faiss
