@@ -372,8 +372,10 @@ class _Scorer:
 
     def score(self, q0: int, q1: int, out: np.ndarray, scratch: np.ndarray) -> None:
         """Scores of questions [q0, q1) against the current tile, into `out` (block, tile)."""
-        np.take(self.pair_part, self.pair[q0:q1], axis=0, out=out)
-        np.take(self.word_part, self.wc[q0:q1], axis=0, out=scratch)
+        # mode="clip" (the indices are valid) lets NumPy gather straight into `out`; the
+        # default mode="raise" gathers into a temporary first, three times slower.
+        np.take(self.pair_part, self.pair[q0:q1], axis=0, out=out, mode="clip")
+        np.take(self.word_part, self.wc[q0:q1], axis=0, out=scratch, mode="clip")
         if self.method == "3cosadd":
             out += scratch
         else:
@@ -604,9 +606,14 @@ def evaluate_analogies(
                 continue
             outcome[i] = (row, correct, 1 if ranks and correct else rank)
 
-    for i in exact:
-        keys, rows = keyed[i]
-        outcome[i] = _reference_question(emb, lex, rows, keys, method, include_inputs, eps, ranks)  # type: ignore[arg-type]
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: no spin-waiting on shared cores, and a matrix-vector product's
+    # rows are summed the same way whatever the thread count (so still gensim's numbers).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for i in exact:
+            keys, rows = keyed[i]
+            outcome[i] = _reference_question(emb, lex, rows, keys, method, include_inputs, eps, ranks)  # type: ignore[arg-type]
 
     details: list[QuestionResult] = []
     counts = {name: [0, 0, 0] for name in dataset.sections}
