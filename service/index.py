@@ -4,9 +4,9 @@
 Back ends share one interface, `search(queries, k) -> (scores, ids)` over the
 L2-normalised rows:
 
-- `FlatBackend`: exact `IndexFlatIP` (default up to `FLAT_MAX_WORDS` words);
-- `HNSWBackend`: `IndexHNSWFlat` with inner product (default above that),
-  `efSearch` passed per call (never mutated on the shared index);
+- `FaissBackend` over an exact `IndexFlatIP` (default up to `FLAT_MAX_WORDS`
+  words) or an `IndexHNSWFlat` with inner product (default above that), whose
+  `efSearch` is passed per call (the shared index is never mutated);
 - `BruteForceBackend`: a NumPy matrix product, the test oracle.
 
 `WordIndex` answers word queries on top of a back end. Searches ask for
