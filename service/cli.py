@@ -71,9 +71,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"wordspace: {len(snap.models)} model(s) ready"
               + (f", {len(snap.failed)} failed: {', '.join(snap.failed)}" if snap.failed else ""), flush=True)
 
+    import signal
     import threading
 
     threading.Thread(target=report_when_loaded, name="wordspace-ready", daemon=True).start()
+
+    def reload_on_hup(_signum, _frame) -> None:
+        # Build the new models and indexes on the side, then swap one reference.
+        threading.Thread(target=reg.reload, name="wordspace-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, reload_on_hup)
     print(f"wordspace: serving {directory} on http://{args.host}:{server.effective_port} "
           f"({args.threads} threads; /readyz turns 200 when every model is loaded)", flush=True)
     try:
@@ -121,7 +128,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         "serve", parents=[common], help="serve the REST API (waitress)",
         description="Serve every model in the models directory over the REST API under waitress "
                     "(never the Flask dev server). Missing or corrupt FAISS indexes are built and "
-                    "persisted while /readyz answers 503. BLAS/OpenMP run one thread per request.")
+                    "persisted while /readyz answers 503. BLAS/OpenMP run one thread per request. "
+                    "SIGHUP reloads the models directory (new models appear, changed ones are "
+                    "swapped in once loaded; requests in flight finish on the old ones).")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"bind address (default: {DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default: {DEFAULT_PORT})")
     p.add_argument("--threads", type=int, default=DEFAULT_THREADS,

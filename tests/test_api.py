@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -650,6 +651,12 @@ def test_wordspace_serve_and_index_commands(tmp_path):
             time.sleep(0.1)
         assert status == 200 and headers["Server"] == "wordspace"
         assert json.loads(_get("127.0.0.1", port, "/models/p")[2])["index"]["source"] == "loaded"
+        store.save_model(tmp_path, "q", planted_embeddings(seed=2))
+        proc.send_signal(signal.SIGHUP)  # reload: the new model appears once built on the side
+        deadline = time.monotonic() + 60
+        while _get("127.0.0.1", port, "/models/q")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert json.loads(_get("127.0.0.1", port, "/models/q")[2])["status"] == "ready"
     finally:
         proc.terminate()
         proc.wait(10)
