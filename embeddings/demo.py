@@ -95,6 +95,9 @@ def run_demo(args: argparse.Namespace) -> int:
     if not _available("service.cli"):
         print("\nThe REST API is not available yet; the models are in", models)
         return 0
+    _step("FAISS indexes (built once, persisted next to each model)")
+    if main(["index"] + common) != 0:
+        return 1
     base = f"http://{args.host}:{args.port}"
     print(f"\n==> ready in {time.perf_counter() - started:.0f} s; serving on {base} (Ctrl-C stops)")
     print("    try:")

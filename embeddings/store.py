@@ -226,6 +226,8 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
         text = meta_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ModelError(f"{meta_path}: missing") from None
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{meta_path}: not UTF-8 ({exc})") from None
     try:
         meta = json.loads(text)
     except ValueError as exc:
