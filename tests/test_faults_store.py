@@ -434,8 +434,10 @@ def test_disk_full_in_cli_import_is_one_clear_line(models_dir, tmp_path):
     lines = result.stderr.strip().splitlines()
     errors = [line for line in lines if line.startswith("wordspace:")]
     assert len(errors) == 1 and errors[0] == lines[-1] and errors[0].startswith("wordspace: error:")
-    # Clear: names the model being saved and the cause, whichever file hit the limit.
-    assert "'m'" in errors[0] and "file too large" in errors[0].lower(), errors[0]
+    # Clear: names the model being saved and the cause, whichever file hit the limit
+    # (numpy's own write error, "N requested and M written", has no errno to say so).
+    hints = ("file too large", "no space", "disk full", "disk is full")
+    assert "'m'" in errors[0] and any(h in errors[0].lower() for h in hints), errors[0]
     assert store.load_model(models_dir, "m").meta["generation"] == 0
     assert leftovers(models_dir) == []
 
