@@ -105,7 +105,7 @@ def index_build_kills(runs: int, seed: int) -> Row:
     from tests.test_bad_requests import request, running_server
 
     rng = random.Random(seed)
-    clean = lost = 0
+    clean = lost = interrupted = 0
     notes = []
     with tempfile.TemporaryDirectory() as tmp:
         models = Path(tmp) / "models"
@@ -119,7 +119,7 @@ def index_build_kills(runs: int, seed: int) -> Row:
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.5, 6.0))
             proc.send_signal(signal.SIGKILL)
-            proc.wait()
+            interrupted += proc.wait() == -signal.SIGKILL
             try:
                 store.load_model(models, "big")  # verified, index.faiss included if listed
                 with running_server(models, threads=2, env={"WORDSPACE_FLAT_MAX_WORDS": "1000"}) as (host, port):
@@ -134,7 +134,8 @@ def index_build_kills(runs: int, seed: int) -> Row:
             except (store.ModelError, KeyError, AssertionError) as exc:
                 lost += 1
                 notes.append(str(exc)[:120])
-    return ("kill -9 during HNSW index build, then server start", runs, clean, lost, "; ".join(notes[:2]))
+    return ("kill -9 during HNSW index build, then server start", runs, clean, lost,
+            "; ".join([f"{interrupted} builds killed before they finished", *notes[:2]]))
 
 
 def training_kills(family: str, kills: int, tmp: Path) -> Row:

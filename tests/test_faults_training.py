@@ -113,9 +113,24 @@ def _args(trainer: Trainer, corpus: PreparedCorpus, models: Path, name: str) -> 
             *trainer.options]
 
 
+@contextlib.contextmanager
+def _torch_threads_restored():
+    """`train transformer --threads 1` pins torch's threads for the whole process; put
+    the count back so later tests in this pytest process are not slowed down."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        torch = sys.modules.get("torch")
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)
+
+
 def _cli(args: list[str], capsys) -> tuple[int, str]:
     """Run `wordspace ARGS` in this process (no interpreter start-up); (exit code, stderr)."""
-    code = main(args)
+    with _torch_threads_restored():
+        code = main(args)
     return code, capsys.readouterr().err
 
 
@@ -130,8 +145,10 @@ def reference(request, tmp_path_factory) -> Callable[[str], Path]:
             trainer = TRAINERS[family]
             models = tmp_path_factory.mktemp(f"reference-{family}")
             err = io.StringIO()
-            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-                code = main(_args(trainer, request.getfixturevalue(trainer.corpus), models, "reference"))
+            corpus = request.getfixturevalue(trainer.corpus)
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
+                    _torch_threads_restored():
+                code = main(_args(trainer, corpus, models, "reference"))
             assert code == 0, err.getvalue()[-2000:]
             done[family] = models
         return done[family]
