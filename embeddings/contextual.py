@@ -198,8 +198,9 @@ class HFEncoder(Encoder):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"cannot load the encoder in {path}: {str(exc).splitlines()[0]}") from None
+        except Exception as exc:  # corrupt weights raise library-specific errors; report one line
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+            raise ValueError(f"cannot load the encoder in {path}: {first}") from None
         if not getattr(self.tokenizer, "is_fast", False):
             raise ValueError(f"encoder {path} has no fast tokenizer (tokenizer.json); word alignment needs one")
         self.model.eval()

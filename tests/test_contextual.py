@@ -246,6 +246,10 @@ def test_cli_contextual_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "contextual", "--encoder", str(empty), "--corpus", "sample", "--name", "c"] + common) == 1
     err = capsys.readouterr().err.strip()
     assert "no *.safetensors" in err and "\n" not in err
+    (empty / "model.safetensors").write_bytes(b"\x10\x00garbage")  # truncated/corrupt weights
+    assert main(["train", "contextual", "--encoder", str(empty), "--corpus", "sample", "--name", "c"] + common) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wordspace: error: cannot load the encoder") and "\n" not in err
 
 
 def test_cli_contextual_minilm_small_corpus(small_corpus, tmp_path, capsys):
