@@ -460,7 +460,8 @@ class TransformerMLM:
             seconds = time.perf_counter() - started
             ce = self._heldout_ce(model, heldout)
             record = {"epoch": epoch + 1, "step": step, "train_loss": total_loss / n_batches,
-                      "heldout_ce": ce, "heldout_ppl": math.exp(ce), "unigram_ppl": math.exp(unigram),
+                      "heldout_ce": ce, "heldout_bits": ce / math.log(2),  # ppl = e^ce = 2^bits
+                      "heldout_ppl": math.exp(ce), "unigram_ppl": math.exp(unigram),
                       "train_tokens": n_tokens, "seconds": round(seconds, 2),
                       "tokens_per_second": round(n_tokens / seconds, 1)}
             history.append(record)
