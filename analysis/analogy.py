@@ -554,7 +554,7 @@ def evaluate_analogies(
     """Answer every question with `method` and count the right ones per section.
 
     `ranks=True` also finds the rank of the expected word for every question
-    (about 1.5x the time). `blocked=False` answers one question at a time with
+    (one more pass over every score: about 3x the time). `blocked=False` answers one question at a time with
     gensim's arithmetic (the reference the tests compare against). `eps` is used
     by 3CosMul only; `workers` threads share the blocked products (default: the
     usable cores). The `Embeddings` is only read.
