@@ -164,8 +164,7 @@ def training_kills(family: str, kills: int, tmp: Path) -> Row:
     runs = kills if trainer.kills > 1 else 1
     for attempt in range(runs):
         try:
-            err = ft._run_and_kill(args + (["--resume"] if attempt else []), ckpt, trainer,
-                                   rng.uniform(0.0, trainer.max_delay))
+            err = ft._run_and_kill(args + (["--resume"] if attempt else []), ckpt, trainer, rng)
         except AssertionError:
             break  # the run finished before the kill: nothing more to interrupt
         if attempt:

@@ -1,8 +1,9 @@
 """kill -9 during training, then `--resume`: the run continues from the newest
 complete checkpoint and ends equal to an uninterrupted run (each trainer is
 deterministic in the settings used here: word2vec with one worker, SVD with a
-fixed random_state, the Transformer on one thread). Kills land at random
-moments after a checkpoint, so also while the next one is being written.
+fixed random_state, the Transformer on one thread). Kills land after a random
+number of checkpoints plus a random few milliseconds, so also while the next
+checkpoint is being written.
 Planted pickle payloads in a checkpoint directory are never executed."""
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ class Trainer:
     options: list[str]
     completed: Callable[[Path], list[int]]
     resumed: re.Pattern  # group 1 = the epoch (or step) the run resumed from
-    max_delay: float  # upper bound of the random wait after a new checkpoint before the kill
+    steps: int  # checkpoints a whole run writes (epochs; 1 for SVD's counts)
     kills: int
     corpus: str  # fixture name
 
@@ -96,14 +97,14 @@ class Trainer:
 TRAINERS = {
     "skipgram": Trainer("skipgram", ["--dim", "12", "--window", "3", "--epochs", "14", "--workers", "1",
                                      "--seed", "5", "--min-count", "1", "--quiet"], _epoch_dirs,
-                        re.compile(r"resuming \w+ from the checkpoint after epoch (\d+)"), 0.4, 2, "tiny_corpus"),
+                        re.compile(r"resuming \w+ from the checkpoint after epoch (\d+)"), 14, 2, "tiny_corpus"),
     "svd": Trainer("svd", ["--dim", "30", "--window", "3", "--min-count", "1", "--seed", "3", "--quiet"],
-                   _svd_counts, re.compile(r"re-using the co-occurrence counts from checkpoint()"), 0.05, 1,
+                   _svd_counts, re.compile(r"re-using the co-occurrence counts from checkpoint()"), 1, 1,
                    "svd_corpus"),
     "transformer": Trainer("transformer", ["--d-model", "16", "--layers", "1", "--heads", "2", "--max-len", "16",
                                            "--epochs", "3", "--batch-size", "64", "--threads", "1",
                                            "--min-count", "1", "--seed", "2"], _epoch_files,
-                           re.compile(r"resuming from \S+ \(epoch (\d+)"), 0.3, 1, "micro_corpus"),
+                           re.compile(r"resuming from \S+ \(epoch (\d+)"), 3, 1, "micro_corpus"),
 }
 
 
@@ -162,17 +163,21 @@ def _resumed_from(trainer: Trainer, err: str) -> int | None:
     return int(match.group(1)) if match.group(1) else 1
 
 
-def _run_and_kill(args: list[str], ckpt: Path, trainer: Trainer, delay: float) -> str:
-    """Start a training run, wait until it has written a checkpoint newer than the
-    ones present at start, wait `delay` s more and SIGKILL it; returns its stderr."""
+def _run_and_kill(args: list[str], ckpt: Path, trainer: Trainer, rng: random.Random) -> str:
+    """Start a training run, wait until it has written 1 to 4 (random, and never the
+    last) checkpoints more than were present at start, wait 0-30 ms more (into the
+    next epoch, or the next checkpoint write) and SIGKILL it; returns its stderr.
+    Counting checkpoints instead of seconds keeps the kill inside the run on a fast
+    machine and a loaded one alike."""
     before = max(trainer.completed(ckpt), default=0)
+    target = before + rng.randint(1, max(1, min(4, trainer.steps - 1 - before)))
     child = subprocess.Popen([sys.executable, "-m", "embeddings.cli", *args], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while max(trainer.completed(ckpt), default=0) <= before and child.poll() is None \
+    while max(trainer.completed(ckpt), default=0) < target and child.poll() is None \
             and time.monotonic() < deadline:
-        time.sleep(0.005)
-    time.sleep(delay)
+        time.sleep(0.002)
+    time.sleep(rng.uniform(0.0, 0.03))
     child.send_signal(signal.SIGKILL)
     _out, err = child.communicate()
     assert child.returncode == -signal.SIGKILL, f"the run ended before the kill:\n{err[-2000:]}"
@@ -192,8 +197,7 @@ def test_kill9_during_training_then_resume_equals_uninterrupted(family, request,
     rng = random.Random(family)
     expected = None
     for attempt in range(trainer.kills):
-        err = _run_and_kill(args + (["--resume"] if attempt else []), ckpt, trainer,
-                            rng.uniform(0.0, trainer.max_delay))
+        err = _run_and_kill(args + (["--resume"] if attempt else []), ckpt, trainer, rng)
         if attempt:
             assert _resumed_from(trainer, err) == expected, err[-2000:]
         assert not store.model_path(models, "killed").exists()  # nothing half-trained was published
@@ -212,7 +216,7 @@ def test_svd_resume_with_a_corrupt_counts_checkpoint_recounts(svd_corpus, refere
     trainer = TRAINERS["svd"]
     models = tmp_path / "models"
     ckpt = checkpoint_dir(models, "killed")
-    _run_and_kill(_args(trainer, svd_corpus, models, "killed"), ckpt, trainer, 0.0)
+    _run_and_kill(_args(trainer, svd_corpus, models, "killed"), ckpt, trainer, random.Random(0))
     counts = ckpt / "counts" / "cooccurrence.npz"
     data = bytearray(counts.read_bytes())
     data[len(data) // 2] ^= 0xFF
