@@ -150,6 +150,11 @@ def save_model(
         with models_lock(models_dir):
             os.rename(tmp, models_dir / version)
             _point_at(models_dir, name, version)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        detail = exc.strerror or str(exc)
+        hint = "" if exc.errno else " (is the disk full?)"
+        raise OSError(exc.errno, f"cannot save model {name!r} in {models_dir}: {detail}{hint}") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -188,7 +193,14 @@ def clean_stale(models_dir: str | os.PathLike) -> list[Path]:
         return []
     removed = []
     with models_lock(models_dir):
-        live = {os.readlink(e) for e in models_dir.iterdir() if e.is_symlink()}
+        # Only model links count: a temp link (".NAME.link-*") left by a kill is itself a leftover.
+        live = {os.readlink(e) for e in models_dir.iterdir() if e.is_symlink() and not e.name.startswith(".")}
+        for version in live:  # temp files of an interrupted add_model_file/update_meta (writers hold the lock)
+            directory = models_dir / version
+            if directory.is_dir():
+                for stray in directory.glob(".*.tmp"):
+                    stray.unlink(missing_ok=True)
+                    removed.append(stray)
         for entry in models_dir.iterdir():
             if not entry.name.startswith(".") or entry.name in live:
                 continue
@@ -317,6 +329,14 @@ def load_model(
     if not path.exists():
         raise KeyError(f"no model named {name!r} in {models_dir}")
     # Resolve the link once so every file comes from the same version even if a save swaps it now.
+    # A save may swap the link and clean the old version while we read it: retry on the new one.
+    for _attempt in range(3):
+        resolved = path.resolve()
+        try:
+            return load_model_dir(resolved, verify=verify, mmap=mmap)
+        except ModelError:
+            if path.resolve() == resolved:
+                raise
     return load_model_dir(path.resolve(), verify=verify, mmap=mmap)
 
 
@@ -384,6 +404,13 @@ def list_models(models_dir: str | os.PathLike) -> list[ModelInfo]:
             continue
         try:
             meta = read_meta(entry)
+            for rel, info in meta["files"].items():  # presence and size only: no hashing here
+                target = entry / rel
+                if not target.is_file():
+                    raise ModelError(f"{target}: missing")
+                if isinstance(info, dict) and target.stat().st_size != info.get("bytes"):
+                    raise ModelError(f"{target}: size {target.stat().st_size} bytes, {META_FILE} says "
+                                     f"{info.get('bytes')} (truncated?)")
             infos.append(ModelInfo(entry.name, entry, meta.get("method"), meta.get("vocab_size"),
                                    meta.get("dim"), _tree_size(entry.resolve()), meta.get("created")))
         except ModelError as exc:
