@@ -288,15 +288,20 @@ def read_vocab(path: Path) -> tuple[list[str], np.ndarray]:
     return words, np.asarray(counts, dtype=np.int64)
 
 
-def load_model_dir(path: str | os.PathLike, *, verify: bool = True, mmap: bool = True) -> Embeddings:
-    """Load and validate a model directory; raise `ModelError` naming the bad file."""
+def load_model_dir(
+    path: str | os.PathLike, *, verify: bool = True, mmap: bool = True, skip: tuple[str, ...] = ()
+) -> Embeddings:
+    """Load and validate a model directory; raise `ModelError` naming the bad file.
+
+    `skip` names files not to checksum here (e.g. an index about to be rebuilt)."""
     path = Path(path)
     if not path.is_dir():
         raise ModelError(f"{path}: no such model directory")
     meta = read_meta(path)
     if verify:
         for rel in meta["files"]:
-            verify_file(path, rel, meta)
+            if rel not in skip:
+                verify_file(path, rel, meta)
     vectors_path = path / VECTORS_FILE
     try:
         vectors = np.load(vectors_path, mmap_mode="r" if mmap else None, allow_pickle=False)
@@ -322,7 +327,8 @@ def load_model_dir(path: str | os.PathLike, *, verify: bool = True, mmap: bool =
 
 
 def load_model(
-    models_dir: str | os.PathLike, name: str, *, verify: bool = True, mmap: bool = True
+    models_dir: str | os.PathLike, name: str, *, verify: bool = True, mmap: bool = True,
+    skip: tuple[str, ...] = (),
 ) -> Embeddings:
     """Load model `name` from a models directory (`KeyError` if it does not exist)."""
     path = model_path(models_dir, name)
@@ -333,11 +339,11 @@ def load_model(
     for _attempt in range(3):
         resolved = path.resolve()
         try:
-            return load_model_dir(resolved, verify=verify, mmap=mmap)
+            return load_model_dir(resolved, verify=verify, mmap=mmap, skip=skip)
         except ModelError:
             if path.resolve() == resolved:
                 raise
-    return load_model_dir(path.resolve(), verify=verify, mmap=mmap)
+    return load_model_dir(path.resolve(), verify=verify, mmap=mmap, skip=skip)
 
 
 def add_model_file(

@@ -97,7 +97,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from embeddings.cli import models_dir
     from embeddings.training import cpu_count
 
-    from .index import load_or_build
+    from .index import INDEX_FILE, load_or_build
 
     limit_native_threads(cpu_count())
     directory = models_dir(args)
@@ -108,7 +108,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     failures = 0
     for name in names:
         try:
-            emb = store.load_model(directory, name)
+            # The index itself is checked by load_or_build (and skipped with --rebuild).
+            emb = store.load_model(directory, name, skip=(INDEX_FILE,))
             _, report = load_or_build(directory, name, emb, kind=args.kind, rebuild=args.rebuild,
                                       m=args.m, ef_construction=args.ef_construction)
         except (store.ModelError, KeyError) as exc:

@@ -252,7 +252,8 @@ def load_or_build(
     preloaded: Callable[[], faiss.Index] | None = None,
 ) -> tuple[FaissBackend, IndexReport]:
     """Load model `name`'s persisted index, or build it (and persist it) when it is
-    missing, corrupt, of the wrong kind, or `rebuild` is set.
+    missing, unrecorded, of the wrong kind, or `rebuild` is set. A recorded index that
+    fails its checksum raises `store.ModelError` (the model is reported failed).
 
     `preloaded()` may return the index file already read (e.g. in a thread while the
     vectors loaded) or raise `store.ModelError`; by default `read_index_file` is called."""
@@ -270,9 +271,13 @@ def load_or_build(
                 return FaissBackend(index, ef_search), report
             reason = f"persisted index is {index_kind(index)}, configured {want}"
         except store.ModelError as exc:
-            first_build = INDEX_FILE not in store.read_meta(model_dir)["files"] \
-                and not (model_dir / INDEX_FILE).exists()
-            reason = None if first_build else str(exc)
+            if INDEX_FILE in store.read_meta(model_dir)["files"]:
+                # A recorded index that fails its checksum is corruption: report the model as
+                # failed (issue 8) instead of silently serving a rebuilt one.
+                raise store.ModelError(
+                    f"{exc}; rebuild it with: wordspace index {name} --rebuild") from None
+            # Never built, or a build killed before meta.json recorded it: build now.
+            reason = None if not (model_dir / INDEX_FILE).exists() else "unrecorded index file from an interrupted build"
     index = build_faiss(emb, want, flat_max=flat_max, m=m, ef_construction=ef_construction)
     source = "built"
     if persist:

@@ -487,18 +487,27 @@ def test_a_word_with_a_zero_vector_is_a_400_not_a_500(tmp_path):
     assert len(answers) == 10 and all(np.isfinite(a["score"]) for a in answers)
 
 
-def test_a_corrupt_index_is_rebuilt_and_the_model_serves(tmp_path):
+def test_a_corrupt_index_fails_the_model_until_rebuilt(tmp_path):
     store.save_model(tmp_path, "p", planted_embeddings())
+    store.save_model(tmp_path, "q", planted_embeddings(seed=1))
     create_app({"MODELS_DIR": tmp_path})  # builds and persists index.faiss
     path = store.model_path(tmp_path, "p").resolve() / INDEX_FILE
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     api = CheckedClient(create_app({"MODELS_DIR": tmp_path}))
+    assert api.get("/readyz").status_code == 503
+    rows = {row["name"]: row for row in api.get("/models").get_json()}
+    assert rows["p"]["status"] == "failed"
+    assert "index.faiss: checksum mismatch" in rows["p"]["error"] and "--rebuild" in rows["p"]["error"]
+    assert api.get("/models/q/neighbors?word=king").status_code == 200  # the others serve
+    from embeddings.cli import main
+
+    assert main(["index", "p", "--rebuild", "--models", str(tmp_path)]) == 0
+    api = CheckedClient(create_app({"MODELS_DIR": tmp_path}))
     assert api.get("/readyz").status_code == 200
-    index = api.get("/models/p").get_json()["index"]
-    assert index["source"] == "built (persisted)" and "checksum" in index["rebuild_reason"]
     assert api.get("/models/p/neighbors?word=king").status_code == 200
+    store.verify_file(store.model_path(tmp_path, "p").resolve(), INDEX_FILE)
 
 
 def test_readyz_is_503_while_loading(tmp_path):

@@ -269,7 +269,7 @@ def test_index_is_persisted_and_loaded(models_dir, planted, kind):
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete", "foreign"])
-def test_corrupt_or_missing_index_is_rebuilt(models_dir, planted, damage):
+def test_corrupt_or_missing_recorded_index_fails_until_rebuilt(models_dir, planted, damage):
     store.save_model(models_dir, "p", planted)
     load_or_build(models_dir, "p", planted)
     path = store.model_path(models_dir, "p").resolve() / INDEX_FILE
@@ -286,8 +286,10 @@ def test_corrupt_or_missing_index_is_rebuilt(models_dir, planted, damage):
         save_index(models_dir, "p", build_faiss(other, "flat"))
     with pytest.raises(store.ModelError):
         read_index(path.parent, planted)
-    backend, report = load_or_build(models_dir, "p", planted)
-    assert report.source == "built (persisted)" and report.reason
+    with pytest.raises(store.ModelError, match="index.faiss.*--rebuild"):
+        load_or_build(models_dir, "p", planted)
+    backend, report = load_or_build(models_dir, "p", planted, rebuild=True)
+    assert report.source == "built (persisted)" and report.reason == "rebuild requested"
     assert backend.ntotal == len(planted)
     assert read_index(path.parent, planted).ntotal == len(planted)
 
