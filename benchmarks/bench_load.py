@@ -38,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from embeddings import store  # noqa: E402
 
+from bench_service import request as http_request  # noqa: E402  (one HTTP client helper for both)
+
 NAME = "glove-6b-50d"
 ANALOGIES = [("man", "king", "woman"), ("italy", "mussolini", "germany"), ("france", "paris", "japan"),
              ("good", "better", "bad"), ("walk", "walked", "swim"), ("boy", "girl", "brother"),
@@ -56,22 +58,6 @@ def ensure_model(models: Path) -> str:
     started = time.perf_counter()
     store.save_model(models, NAME, import_glove_6b_50d())
     return f"imported in {time.perf_counter() - started:.0f} s"
-
-
-def http_request(port: int, method: str, path: str, body: Any = None,
-                 conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
-    """One request (on `conn` if given, else a fresh connection); (status, body)."""
-    own = conn is None
-    conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {} if body is None else {"Content-Type": "application/json"}
-        conn.request(method, path, body=data, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        if own:
-            conn.close()
 
 
 def start_server(models: Path, threads: int) -> tuple[subprocess.Popen, int, float]:

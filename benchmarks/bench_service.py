@@ -124,6 +124,7 @@ def start_server(models: Path, threads: int) -> tuple[subprocess.Popen, int, flo
 
 def request(port: int, method: str, path: str, body: dict | None = None,
             conn: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+    """One loopback request (on `conn` if given, else a fresh connection); (status, body)."""
     own = conn is None
     conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:

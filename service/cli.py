@@ -128,8 +128,9 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
         "serve", parents=[common], help="serve the REST API (waitress)",
         description="Serve every model in the models directory over the REST API under waitress "
-                    "(never the Flask dev server). Missing or corrupt FAISS indexes are built and "
-                    "persisted while /readyz answers 503. BLAS/OpenMP run one thread per request. "
+                    "(never the Flask dev server). Missing FAISS indexes are built and persisted while "
+                    "/readyz answers 503; a model with a corrupt file (index.faiss included: run "
+                    "'wordspace index NAME --rebuild') is reported failed while the others serve. BLAS/OpenMP run one thread per request. "
                     "SIGHUP reloads the models directory (new models appear, changed ones are "
                     "swapped in once loaded; requests in flight finish on the old ones).")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"bind address (default: {DEFAULT_HOST})")
