@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from embeddings import store, svd
+from embeddings import cooccurrence, store, svd
 from embeddings.cli import main
 from embeddings.corpus import Vocabulary
 from embeddings.datasets import benchmark_path
@@ -78,12 +78,12 @@ def test_token_lookup_is_exact():
     rng = random.Random(4)
     words = list(dict.fromkeys("".join(rng.choice("abcé-'") for _ in range(rng.randrange(1, 40)))
                                for _ in range(5000)))
-    lookup = svd._Lookup(words)
+    lookup = cooccurrence._Lookup(words)
     tokens = words + ["z" + w for w in words[:500]] + [w[:-1] for w in words[:500] if len(w) > 1]
     rng.shuffle(tokens)
     data = " ".join(tokens).encode("utf-8")
-    buf = svd._padded(data)
-    starts, ends = svd._token_bounds(buf[:len(data)])
+    buf = cooccurrence._padded(data)
+    starts, ends = cooccurrence._token_bounds(buf[:len(data)])
     index = {w: i for i, w in enumerate(words)}
     assert lookup.ids(buf, len(data), starts, ends).tolist() == [index.get(t, -1) for t in tokens]
 
@@ -130,7 +130,7 @@ def test_counts_match_python_reference(monkeypatch, seed, weighting, dynamic):
     got = count_cooccurrences(sentences, vocab, window, weighting, dynamic)
     np.testing.assert_allclose(dense(got), expected, rtol=1e-12)
     # Small band (rows past it go through the sort path) and many small chunks: same numbers.
-    monkeypatch.setattr(svd, "BAND_CELLS", 3 * len(vocab))
+    monkeypatch.setattr(cooccurrence, "BAND_CELLS", 3 * len(vocab))
     chunked = count_cooccurrences(sentences, vocab, window, weighting, dynamic, chunk_bytes=97)
     np.testing.assert_allclose(dense(chunked), expected, rtol=1e-12)
 
@@ -139,10 +139,10 @@ def test_file_input_and_counting_threads_give_identical_counts(tmp_path, monkeyp
     sentences, vocab = random_corpus(5, n_sentences=400)
     path = tmp_path / "corpus.txt"
     path.write_text("".join(" ".join(s) + "\n" for s in sentences), encoding="utf-8")
-    monkeypatch.setattr(svd, "BAND_CELLS", 4 * len(vocab))
+    monkeypatch.setattr(cooccurrence, "BAND_CELLS", 4 * len(vocab))
     threads_used = []
-    worker_count = svd._worker_count
-    monkeypatch.setattr(svd, "_worker_count", lambda *a: threads_used.append(worker_count(*a)) or threads_used[-1])
+    worker_count = cooccurrence._worker_count
+    monkeypatch.setattr(cooccurrence, "_worker_count", lambda *a: threads_used.append(worker_count(*a)) or threads_used[-1])
     one = count_cooccurrences(path, vocab, 4, "harmonic", chunk_bytes=500, workers=1)
     two = count_cooccurrences(path, vocab, 4, "harmonic", chunk_bytes=500, workers=2)
     assert threads_used == [1, 2]
@@ -386,7 +386,7 @@ def test_cli_resumes_from_counts_checkpoint_with_identical_vectors(sample_corpus
 
 
 def test_cli_resume_continues_a_killed_count(sample_corpus, models_dir, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(svd, "CHUNK_BYTES", 300_000)  # the sample corpus in about 12 chunks
+    monkeypatch.setattr(cooccurrence, "CHUNK_BYTES", 300_000)  # the sample corpus in about 12 chunks
     corpus = ["--corpus", str(sample_corpus.directory), "--min-count", "40", "--dim", "8", "--seed", "2",
               "--subsample", "1e-3"]
     elsewhere = tmp_path / "reference-models"  # so that "killed" cannot re-use its counts
