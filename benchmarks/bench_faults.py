@@ -17,7 +17,6 @@ import contextlib
 import io
 import os
 import random
-import re
 import signal
 import subprocess
 import sys

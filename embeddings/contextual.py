@@ -36,9 +36,12 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported lazily at run time (start-up cost)
+    import torch
 
 from .corpus import PreparedCorpus, Vocabulary, tokenize
 from .vectors import Embeddings

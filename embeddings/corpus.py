@@ -67,7 +67,7 @@ def tokenize(text: str, lowercase: bool = True, cjk_chars: bool = True) -> list[
     if cjk_chars:
         return [m.group(0) for m in _TOKEN_RE.finditer(text)]
     # Without CJK splitting, a CJK run is a word like any other.
-    return re.findall(rf"\d+(?:[.,]\d+)+(?!\w)|[^\W_]+(?:['\-][^\W_]+)*", text)
+    return re.findall(r"\d+(?:[.,]\d+)+(?!\w)|[^\W_]+(?:['\-][^\W_]+)*", text)
 
 
 def sentences_from_line(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import time
-from pathlib import Path
 
 from . import store
 from .datasets import sample_corpus_path

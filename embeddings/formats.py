@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import numpy as np
 

@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .atomic import atomic_write
-from .corpus import PreparedCorpus, Vocabulary
+from .corpus import PreparedCorpus
 
 PAD, UNK, MASK = "[PAD]", "[UNK]", "[MASK]"
 SPECIALS = (PAD, UNK, MASK)

@@ -24,7 +24,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from embeddings import store
-from embeddings.atomic import sha256_file
 from embeddings.vectors import Embeddings
 from service.app import create_app
 from tests.conftest import planted_embeddings
