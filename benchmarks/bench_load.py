@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from embeddings import store  # noqa: E402
 
-from bench_service import request as http_request  # noqa: E402  (one HTTP client helper for both)
+from bench_service import request as http_request  # noqa: E402  (one HTTP client and server
+from bench_service import start_server as serve_on_loopback  # noqa: E402  launcher for both benchmarks)
 
 NAME = "glove-6b-50d"
 ANALOGIES = [("man", "king", "woman"), ("italy", "mussolini", "germany"), ("france", "paris", "japan"),
@@ -61,30 +62,8 @@ def ensure_model(models: Path) -> str:
 
 
 def start_server(models: Path, threads: int) -> tuple[subprocess.Popen, int, float]:
-    """`wordspace serve` on an ephemeral loopback port; (process, port, seconds until /readyz is 200)."""
-    started = time.perf_counter()
-    command = [sys.executable, "-m", "embeddings.cli", "serve", "--models", str(models), "--port", "0",
-               "--threads", str(threads), "--model", NAME]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    match = None
-    for line in proc.stdout:
-        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            break
-    if not match:
-        proc.kill()
-        raise RuntimeError("the server did not start")
-    port = int(match.group(1))
-    deadline = time.monotonic() + 600  # the first start builds the HNSW index
-    while time.monotonic() < deadline:
-        try:
-            if http_request(port, "GET", "/readyz")[0] == 200:
-                return proc, port, time.perf_counter() - started
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the server was not ready within 600 s")
+    """`wordspace serve --model glove-6b-50d`; the first start builds the HNSW index (up to 600 s)."""
+    return serve_on_loopback(models, threads, ("--model", NAME), timeout_s=600)
 
 
 def memory_kib(pid: int) -> dict[str, int]:

@@ -97,20 +97,24 @@ def start_probe(models: Path, threads: int) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("probe did not start")
 
 
-def start_server(models: Path, threads: int) -> tuple[subprocess.Popen, int, float]:
+def start_server(models: Path, threads: int, extra_args: tuple[str, ...] = (),
+                 timeout_s: float = 300) -> tuple[subprocess.Popen, int, float]:
     """`wordspace serve` on an ephemeral loopback port; returns (process, port, seconds until ready)."""
     started = time.perf_counter()
     cmd = [sys.executable, "-c", "import sys; from embeddings.cli import main; sys.exit(main())",
-           "serve", "--models", str(models), "--port", "0", "--threads", str(threads)]
+           "serve", "--models", str(models), "--port", "0", "--threads", str(threads), *extra_args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
-    line = proc.stdout.readline()
-    match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+    match = None
+    for line in proc.stdout:
+        match = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if match:
+            break
     if not match:
         proc.kill()
-        raise RuntimeError(f"server did not start: {line!r}")
+        raise RuntimeError("the server did not start")
     port = int(match.group(1))
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             if request(port, "GET", "/readyz")[0] == 200:
@@ -119,7 +123,7 @@ def start_server(models: Path, threads: int) -> tuple[subprocess.Popen, int, flo
             pass
         time.sleep(0.02)
     proc.kill()
-    raise RuntimeError("server not ready within 300 s")
+    raise RuntimeError(f"server not ready within {timeout_s:.0f} s")
 
 
 def request(port: int, method: str, path: str, body: dict | None = None,
