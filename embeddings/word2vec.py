@@ -44,6 +44,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import hashlib
+import io
 import json
 import math
 import numbers
@@ -59,7 +60,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .atomic import atomic_write, atomic_write_json, fsync_dir, fsync_tree, sha256_file
+from .atomic import fsync_dir, fsync_tree, sha256_file
 from .corpus import PreparedCorpus
 from .vectors import Embeddings
 
@@ -659,10 +660,16 @@ def write_checkpoint(directory: Path, epochs_done: int, arrays: dict[str, np.nda
     tmp.mkdir()
     try:
         files = {}
+        # The whole directory is a temp one renamed into place at the end, so its files need no
+        # atomic writes of their own: write them plainly, hash the bytes in memory, and fsync
+        # the tree once (fewer fsyncs: a checkpoint must not outlast a short epoch).
         for rel, array in arrays.items():
-            atomic_write(tmp / rel, lambda handle, a=array: np.save(handle, a, allow_pickle=False))
-            files[rel] = {"sha256": sha256_file(tmp / rel), "bytes": (tmp / rel).stat().st_size}
-        atomic_write_json(tmp / "state.json", {**state, "files": files})
+            buffer = io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            data = buffer.getbuffer()
+            (tmp / rel).write_bytes(data)
+            files[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+        (tmp / "state.json").write_text(json.dumps({**state, "files": files}, indent=2), encoding="utf-8")
         fsync_tree(tmp)
         if final.exists():
             shutil.rmtree(final)
