@@ -140,7 +140,7 @@ def _pool_hidden(hidden_states: Sequence["torch.Tensor"], layers: str) -> "torch
 
     if layers == "last":
         return hidden_states[-1]
-    return torch.stack(list(hidden_states[-4:]), dim=0).mean(dim=0)
+    return torch.stack(list(hidden_states[-4:]), dim=0).float().mean(dim=0)
 
 
 def _scatter_mean(values: "torch.Tensor", index: "torch.Tensor", n: int) -> "torch.Tensor":
@@ -186,7 +186,6 @@ class HFEncoder(Encoder):
 
     def __init__(self, path: str | os.PathLike, source: str | None = None, precision: str = "auto") -> None:
         path = resolve_encoder_path(path)
-        self.precision = resolve_precision(precision)
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         try:
@@ -200,13 +199,18 @@ class HFEncoder(Encoder):
         hf_logging.set_verbosity_error()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            self.model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
+            # HF's "eager" attention (matmul, softmax, matmul) is faster on CPU than the sdpa
+            # kernel for these short sequences: 1.9 vs 2.1 s per 20k pooled words in bf16.
+            self.model = AutoModel.from_pretrained(path, local_files_only=True, use_safetensors=True,
+                                                   attn_implementation="eager")
         except Exception as exc:  # corrupt weights raise library-specific errors; report one line
             first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
             raise ValueError(f"cannot load the encoder in {path}: {first}") from None
         if not getattr(self.tokenizer, "is_fast", False):
             raise ValueError(f"encoder {path} has no fast tokenizer (tokenizer.json); word alignment needs one")
         self.model.eval()
+        self._bf16_model: Any = None
+        self.precision = precision
         self.path = path
         self.source = source or str(path)
         config = self.model.config
@@ -218,6 +222,28 @@ class HFEncoder(Encoder):
         # Fast tokenizers are not safe to call from several threads at once.
         self._lock = threading.Lock()
         self._piece_cache: dict[str, int] = {}
+
+    @property
+    def precision(self) -> str:
+        """"fp32" or "bf16" (settable; "auto" resolves as in `resolve_precision`)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self._precision = resolve_precision(value)
+
+    def _model_for_precision(self) -> Any:
+        """The float32 model, or a bfloat16 copy of it made once (weights cast a single time,
+        not at every call as autocast does); the float32 weights stay untouched."""
+        if self._precision == "fp32":
+            return self.model
+        if self._bf16_model is None:
+            import copy
+
+            import torch
+
+            self._bf16_model = copy.deepcopy(self.model).to(torch.bfloat16).eval()
+        return self._bf16_model
 
     def piece_counts(self, words: Sequence[str]) -> list[int]:
         cache = self._piece_cache
@@ -252,8 +278,8 @@ class HFEncoder(Encoder):
                     rows.append(b * width + t)
                     targets.append(offset + wid)
             offset += len(batch[b])
-        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=self.precision == "bf16"):
-            out = self.model(**enc, output_hidden_states=(layers != "last"))
+        with torch.inference_mode():
+            out = self._model_for_precision()(**enc, output_hidden_states=(layers != "last"))
             hidden = out.last_hidden_state if layers == "last" else _pool_hidden(out.hidden_states, layers)
             flat = hidden.float().reshape(-1, hidden.shape[-1])  # (B*T, d)
             pieces = flat[torch.tensor(rows, dtype=torch.long)]

@@ -120,9 +120,13 @@ def test_bf16_is_close_to_fp32(minilm):
         exact = minilm.encode_words([words]).numpy()
         minilm.precision = "bf16"
         fast = minilm.encode_words([words]).numpy()
+        minilm.precision = "fp32"
+        again = minilm.encode_words([words]).numpy()
     finally:
         minilm.precision = before
     assert min(_cos(a, b) for a, b in zip(exact, fast)) > 0.995
+    assert not np.array_equal(exact, fast)  # bf16 really ran
+    np.testing.assert_array_equal(again, exact)  # the float32 weights were not cast in place
 
 
 def test_pooling_equals_a_naive_loop(minilm_fp32, small_corpus):
