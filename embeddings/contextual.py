@@ -50,7 +50,11 @@ ENCODER_DIR = "encoder"
 LAYER_CHOICES = ("last", "last4")
 DEFAULT_MAX_CONTEXTS = 100
 DEFAULT_BATCH_TOKENS = 4096
-DEFAULT_WINDOW = 126  # word pieces per pooled window (+ [CLS] [SEP] = 128 positions)
+#: Word pieces per pooled window (+ [CLS] [SEP] = 32 positions): about a sentence, the
+#: length MiniLM was trained on. Against 62 and 126 pieces it pooled the same 150k-word
+#: budget as fast or faster and scored as well or better on WordSim353/SimLex-999
+#: (BENCHMARKS.md, 3 seeds each).
+DEFAULT_WINDOW = 30
 MINILM = "minilm"
 PRECISIONS = ("auto", "fp32", "bf16")
 #: Files of a Hugging Face encoder directory that are copied into `encoder/`.

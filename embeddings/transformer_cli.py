@@ -6,6 +6,7 @@ import argparse
 import time
 
 from . import store
+from .contextual import DEFAULT_WINDOW
 
 #: Default token budget of `train contextual`: about 25 s of MiniLM on 2 quiet cores.
 DEFAULT_MAX_TOKENS = 150_000
@@ -37,8 +38,9 @@ def _pooling_options(p: argparse.ArgumentParser, max_tokens: int | None, windows
     p.add_argument("--pool-layers", choices=("last", "last4"), default="last",
                    help="hidden layer(s) pooled: the last, or the mean of the last four (default: last)")
     if windows:
-        p.add_argument("--window", type=_positive, default=126,
-                       help="word pieces per encoded window (default: 126, i.e. 128 positions)")
+        p.add_argument("--window", type=_positive, default=DEFAULT_WINDOW,
+                       help=f"word pieces per encoded window, about a sentence (default: {DEFAULT_WINDOW}, "
+                            f"i.e. {DEFAULT_WINDOW + 2} positions with [CLS] and [SEP])")
         p.add_argument("--batch-tokens", type=_positive, default=4096,
                        help="padded positions per inference batch (default: 4096)")
     p.add_argument("--seed", type=int, default=0, help="seed of the window order (and training)")
