@@ -123,7 +123,7 @@ def native_bf16() -> bool:
 
 
 def resolve_precision(precision: str) -> str:
-    """"auto" -> "bf16" where the CPU has native bfloat16 (about 1.7x faster for MiniLM,
+    """"auto" -> "bf16" where the CPU has native bfloat16 (about 2.2x faster for MiniLM,
     cosine to float32 vectors > 0.999), else "fp32"."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
