@@ -74,15 +74,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    threading.Thread(target=report_when_loaded, name="wordspace-ready", daemon=True).start()
-
     def reload_on_hup(_signum, _frame) -> None:
         # Build the new models and indexes on the side, then swap one reference.
         threading.Thread(target=reg.reload, name="wordspace-reload", daemon=True).start()
 
     signal.signal(signal.SIGHUP, reload_on_hup)
+    # The address is always the first line (scripts read it); "ready" follows once loaded.
     print(f"wordspace: serving {directory} on http://{args.host}:{server.effective_port} "
           f"({args.threads} threads; /readyz turns 200 when every model is loaded)", flush=True)
+    threading.Thread(target=report_when_loaded, name="wordspace-ready", daemon=True).start()
     try:
         server.run()
     except KeyboardInterrupt:
