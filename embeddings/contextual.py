@@ -234,20 +234,20 @@ class HFEncoder(Encoder):
 
     @precision.setter
     def precision(self, value: str) -> None:
-        self._precision = resolve_precision(value)
-
-    def _model_for_precision(self) -> Any:
-        """The float32 model, or a bfloat16 copy of it made once (weights cast a single time,
-        not at every call as autocast does); the float32 weights stay untouched."""
-        if self._precision == "fp32":
-            return self.model
-        if self._bf16_model is None:
+        precision = resolve_precision(value)
+        if precision == "bf16" and self._bf16_model is None:
+            # A bfloat16 copy, cast once here (autocast re-casts the weights at every call);
+            # made eagerly so concurrent requests never race to build it. fp32 stays untouched.
             import copy
 
             import torch
 
             self._bf16_model = copy.deepcopy(self.model).to(torch.bfloat16).eval()
-        return self._bf16_model
+        self._precision = precision
+
+    def _model_for_precision(self) -> Any:
+        """The model that runs at the current precision."""
+        return self._bf16_model if self._precision == "bf16" else self.model
 
     def piece_counts(self, words: Sequence[str]) -> list[int]:
         cache = self._piece_cache
