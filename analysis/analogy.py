@@ -48,14 +48,15 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy.linalg.blas import dnrm2, dscal
 
+from embeddings.query import ANALOGY_METHODS, COSMUL_EPS
 from embeddings.training import cpu_count
 from embeddings.vectors import Embeddings
 
 from .datasets import Analogy, AnalogyDataset, read_analogies, section_kind
 
-METHODS = ("3cosadd", "3cosmul")
+METHODS = ANALOGY_METHODS
 DEFAULT_RESTRICT = 300_000
-DEFAULT_EPS = 1e-3
+DEFAULT_EPS = COSMUL_EPS
 GENSIM_COSMUL_EPS = 1e-6
 #: gensim looks at this many candidates for one that is not a case variant of an input.
 GENSIM_TOPN = 5

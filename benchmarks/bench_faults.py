@@ -113,7 +113,7 @@ def index_build_kills(runs: int, seed: int) -> Row:
         store.save_model(models, "big", Embeddings([f"w{i}" for i in range(n)],
                                                    gen.standard_normal((n, 50)).astype(np.float32)))
         for _ in range(runs):
-            proc = subprocess.Popen([sys.executable, "-m", "embeddings.cli", "index", "big", "--kind", "hnsw",
+            proc = subprocess.Popen([sys.executable, "-m", "wordspace.cli", "index", "big", "--kind", "hnsw",
                                      "--rebuild", "--models", str(models)], cwd=ROOT,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(rng.uniform(0.5, 6.0))
@@ -139,7 +139,7 @@ def index_build_kills(runs: int, seed: int) -> Row:
 
 def training_kills(family: str, kills: int, tmp: Path) -> Row:
     """`kills` kills in a row at random moments, then --resume: equal to an uninterrupted run."""
-    from embeddings.cli import main
+    from wordspace.cli import main
     from embeddings.training import checkpoint_dir
 
     trainer = ft.TRAINERS[family]
@@ -197,7 +197,7 @@ def full_disk() -> Row:
                 store.save_model(models, "m", fs.make_model(1, n=40_000, dim=50))
             except OSError as exc:
                 error = f"{type(exc).__name__}: {exc}"
-            cli = subprocess.run([sys.executable, "-c", "import sys; from embeddings.cli import main; "
+            cli = subprocess.run([sys.executable, "-c", "import sys; from wordspace.cli import main; "
                                   "sys.exit(main(sys.argv[1:]))", "import", "glove-6b-50d", "--name", "m",
                                   "--models", str(models)], capture_output=True, text=True, cwd=ROOT)
             last = cli.stderr.strip().splitlines()[-1] if cli.stderr.strip() else ""

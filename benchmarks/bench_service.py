@@ -48,10 +48,11 @@ import faiss
 from flask import Flask, jsonify, request
 from waitress import serve
 from embeddings import store
-from service.index import FaissBackend, read_index
+from embeddings.index import FaissBackend, check_fits, read_index_file
 models, name, port, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 emb = store.load_model(models, name)
-backend = FaissBackend(read_index(store.model_path(models, name).resolve(), emb))
+path = store.model_path(models, name).resolve()
+backend = FaissBackend(check_fits(read_index_file(path), emb, path))
 unit = backend.unit_view()
 app = Flask("probe")
 pinned = threading.local()
@@ -101,7 +102,7 @@ def start_server(models: Path, threads: int, extra_args: tuple[str, ...] = (),
                  timeout_s: float = 300) -> tuple[subprocess.Popen, int, float]:
     """`wordspace serve` on an ephemeral loopback port; returns (process, port, seconds until ready)."""
     started = time.perf_counter()
-    cmd = [sys.executable, "-c", "import sys; from embeddings.cli import main; sys.exit(main())",
+    cmd = [sys.executable, "-c", "import sys; from wordspace.cli import main; sys.exit(main())",
            "serve", "--models", str(models), "--port", "0", "--threads", str(threads), *extra_args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -225,8 +226,9 @@ def main() -> int:
 
     from embeddings.formats import import_glove_6b_50d
     from embeddings.training import cpu_count
-    from service.cli import limit_native_threads
-    from service.index import WordIndex, load_or_build
+    from wordspace.cli_service import limit_native_threads
+    from embeddings.index import load_or_build
+    from embeddings.query import WordIndex
     from tests.helpers import to_keyed_vectors
 
     rows: list[tuple[str, str]] = []

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from embeddings.cli import common_parser  # noqa: E402
+from wordspace.cli import common_parser  # noqa: E402
 from embeddings.datasets import write_sample_corpus  # noqa: E402
 from embeddings.training import as_prepared, cpu_count, peak_memory_mib  # noqa: E402
-from embeddings.word2vec_cli import register  # noqa: E402
+from wordspace.cli_word2vec import register  # noqa: E402
 
 
 def wordspace_train(argv: list[str]) -> None:

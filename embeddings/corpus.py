@@ -47,7 +47,6 @@ _CJK = (
 _LETTER = rf"[^\W_{_CJK}]"
 _WORD = rf"\d+(?:[.,]\d+)+(?!\w)|{_LETTER}+(?:['\-]{_LETTER}+)*"
 _TOKEN_RE = re.compile(rf"([{_CJK}])|({_WORD})")
-_WORD_RE = re.compile(_WORD)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,17 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MODELS_ENV = "WORDSPACE_MODELS"
 
 
+class ModelNotFound(KeyError):
+    """No model of that name in the models directory."""
+
+    def __str__(self) -> str:  # KeyError's str() would add quotes around the message
+        return str(self.args[0]) if self.args else "model not found"
+
+
+class ModelExists(ValueError):
+    """Saving would replace an existing model and the caller did not ask to overwrite it."""
+
+
 class ModelError(ValueError):
     """A model on disk is missing, corrupt or inconsistent; the message names the file."""
 
@@ -131,14 +142,19 @@ def save_model(
     name: str,
     emb: Embeddings,
     write_extra: Callable[[Path], None] | None = None,
+    *,
+    overwrite: bool = True,
 ) -> Path:
     """Atomically save `emb` as model `name`; returns the model's path.
 
     `write_extra(tmpdir)` may add files (they get checksums too). On any error
-    the previous version of the model stays in place, untouched.
+    the previous version of the model stays in place, untouched. With
+    `overwrite=False` an existing model `name` raises `ModelExists` instead.
     """
     validate_name(name)
     models_dir = Path(models_dir)
+    if not overwrite:
+        check_new_name(models_dir, name)
     models_dir.mkdir(parents=True, exist_ok=True)
     clean_stale(models_dir)
     version = f".{name}@{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -148,6 +164,8 @@ def save_model(
         write_model_dir(tmp, emb, write_extra)
         fsync_tree(tmp)
         with models_lock(models_dir):
+            if not overwrite:
+                check_new_name(models_dir, name)  # again, under the lock: a concurrent save may have won
             os.rename(tmp, models_dir / version)
             _point_at(models_dir, name, version)
     except OSError as exc:
@@ -160,6 +178,14 @@ def save_model(
         raise
     clean_stale(models_dir)
     return models_dir / name
+
+
+def check_new_name(models_dir: str | os.PathLike, name: str) -> None:
+    """`ModelExists` if model `name` exists in `models_dir` (checked before any long training)."""
+    path = model_path(models_dir, name)
+    if path.exists() or path.is_symlink():
+        raise ModelExists(f"a model named {name!r} already exists in {models_dir}; choose another "
+                          "--name or pass --overwrite (overwrite=True in Python) to replace it")
 
 
 def _point_at(models_dir: Path, name: str, version: str) -> None:
@@ -216,18 +242,6 @@ def clean_stale(models_dir: str | os.PathLike) -> list[Path]:
                 shutil.rmtree(entry, ignore_errors=True)
             removed.append(entry)
     return removed
-
-
-def delete_model(models_dir: str | os.PathLike, name: str) -> None:
-    """Remove model `name` (its link first, so loaders never see a half-deleted model)."""
-    link = model_path(models_dir, name)
-    if link.is_symlink():
-        link.unlink()
-    elif link.is_dir():
-        shutil.rmtree(link)
-    else:
-        raise KeyError(name)
-    clean_stale(models_dir)
 
 
 # -- reading ------------------------------------------------------------------
@@ -333,7 +347,7 @@ def load_model(
     """Load model `name` from a models directory (`KeyError` if it does not exist)."""
     path = model_path(models_dir, name)
     if not path.exists():
-        raise KeyError(f"no model named {name!r} in {models_dir}")
+        raise ModelNotFound(f"no model named {name!r} in {models_dir}")
     # Resolve the link once so every file comes from the same version even if a save swaps it now.
     # A save may swap the link and clean the old version while we read it: retry on the new one.
     for _attempt in range(3):

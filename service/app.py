@@ -2,7 +2,7 @@
 
 `create_app(config)` merges defaults, `WORDSPACE_*` environment overrides and
 the `config` mapping (tests), loads the models into a `Registry` kept in
-`app.extensions["wordspace"]` (reached through `registry()`), and registers
+`app.extensions["wordspace"]` (reached through `service.registry.registry()`), and registers
 one blueprint per resource. No module globals hold state.
 """
 from __future__ import annotations
@@ -12,13 +12,17 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from flask import Flask, current_app
+from flask import Flask
 
+from embeddings import index as index_mod
 from embeddings import store
 
-from . import index as index_mod
 from .errors import register_error_handlers
-from .registry import Registry
+from .health import bp as health_bp
+from .openapi import bp as openapi_bp
+from .registry import EXTENSION, Registry
+from .routes_models import bp as models_bp
+from .routes_queries import bp as queries_bp
 
 #: Defaults; each may be overridden by the environment variable in ENV_OVERRIDES, then by `config`.
 DEFAULTS: dict[str, Any] = {
@@ -68,7 +72,6 @@ ENV_OVERRIDES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "WORDSPACE_PERSIST_INDEX": ("PERSIST_INDEX", _bool),
     "WORDSPACE_VERIFY_CHECKSUMS": ("VERIFY_CHECKSUMS", _bool),
 }
-EXTENSION = "wordspace"
 
 
 def resolve_config(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -102,11 +105,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     register_error_handlers(app)
 
-    from .health import bp as health_bp
-    from .openapi import bp as openapi_bp
-    from .routes_models import bp as models_bp
-    from .routes_queries import bp as queries_bp
-
     for blueprint in (health_bp, models_bp, queries_bp, openapi_bp):
         app.register_blueprint(blueprint)
 
@@ -137,7 +135,3 @@ def _pin_request_threads(app: Flask, n: int) -> None:
             faiss.omp_set_num_threads(n)
             pinned.done = True
 
-
-def registry(app: Flask | None = None) -> Registry:
-    """The model registry of `app` (default: the current app)."""
-    return (app or current_app).extensions[EXTENSION]

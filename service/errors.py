@@ -1,6 +1,6 @@
 """One JSON error envelope for every 4xx/5xx: `{"error": {"code", "message", ...}}`.
 
-The library raises `KeyError`/`ValueError`; this edge maps them (and Werkzeug's
+The library raises `MissingWords` (a `KeyError`) and `ValueError`; this edge maps them (and Werkzeug's
 HTTP exceptions) to JSON responses. 405 keeps its `Allow` header; unexpected
 exceptions become a 500 without a traceback in the body (it goes to the log).
 """
@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
+
+from embeddings.query import MissingWords
 
 log = logging.getLogger("wordspace.service")
 
@@ -62,6 +64,21 @@ def _api_error(exc: ApiError) -> Response:
     return error_response(exc.status, exc.code, exc.message, **exc.extra)
 
 
+def _missing_words(exc: MissingWords) -> Response:
+    """404 naming every missing word, each with up to 5 close spellings."""
+    parts = []
+    for word in exc.words:
+        hint = exc.suggestions.get(word) or []
+        parts.append(f"{word!r}" + (f" (did you mean {', '.join(hint)}?)" if hint else ""))
+    return error_response(404, "word_not_found", f"not in the vocabulary: {'; '.join(parts)}",
+                          missing=[{"word": w, "suggestions": exc.suggestions.get(w) or []} for w in exc.words])
+
+
+def _invalid_query(exc: ValueError) -> Response:
+    """The query layer's `ValueError` (a zero query vector, a bad method...) is the client's 400."""
+    return error_response(400, "invalid_request", str(exc))
+
+
 def _unexpected(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _http_error(exc)
@@ -72,5 +89,7 @@ def _unexpected(exc: Exception) -> Response:
 def register_error_handlers(app: Flask) -> None:
     """Route every error raised while handling a request to the JSON envelope."""
     app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(MissingWords, _missing_words)
+    app.register_error_handler(ValueError, _invalid_query)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from .app import registry
 from .errors import error_response
+from .registry import registry
 
 bp = Blueprint("health", __name__)
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from embeddings.query import ANALOGY_METHODS
 from embeddings.store import NAME_PATTERN
 
 from . import validation as v
-from .index import ANALOGY_METHODS
 
 bp = Blueprint("openapi", __name__)
 

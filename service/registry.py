@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from embeddings import store
-from embeddings.vectors import Embeddings
+from flask import Flask, current_app
 
-from .index import INDEX_FILE, IndexReport, WordIndex, load_or_build, read_index_file
+from embeddings import contextual as contextual_mod
+from embeddings import store
+from embeddings.index import INDEX_FILE, IndexReport, load_or_build, read_index_file
+from embeddings.query import WordIndex
+from embeddings.vectors import Embeddings
 
 log = logging.getLogger("wordspace.service")
 
@@ -61,22 +64,6 @@ class ModelUnavailable(Exception):
     def __init__(self, name: str, state: str, reason: str | None = None) -> None:
         super().__init__(reason or state)
         self.name, self.state, self.reason = name, state, reason
-
-
-def _contextual_module():
-    try:
-        from embeddings import contextual
-    except ModuleNotFoundError as exc:
-        if exc.name != "embeddings.contextual":
-            raise
-        return None
-    return contextual
-
-
-def is_contextual(meta: Mapping[str, Any]) -> bool:
-    """Whether a model's meta says it has a contextual encoder (per embeddings.contextual)."""
-    module = _contextual_module()
-    return bool(module is not None and module.is_contextual(dict(meta)))
 
 
 def _timed_read(path: Path) -> tuple[Any, float]:
@@ -139,8 +126,8 @@ class Registry:
             if report.source == "loaded":
                 report.seconds = index_file.result()[1]  # read in parallel with the vectors
         contextual = None
-        if is_contextual(emb.meta):
-            contextual = _contextual_module().load_contextual(resolved)
+        if contextual_mod.is_contextual(dict(emb.meta)):
+            contextual = contextual_mod.load_contextual(resolved)
         log.info("model %s: %d words x %d, index %s %s in %.2f s", name, len(emb), emb.dim,
                  report.kind, report.source, report.seconds)
         return LoadedModel(name, resolved, emb.meta, WordIndex(emb, backend), report, contextual)
@@ -157,7 +144,7 @@ class Registry:
         index_file = pool.submit(_timed_read, path) if INDEX_FILE in meta["files"] else None
         if not self.settings["VERIFY_CHECKSUMS"]:
             return store.load_model_dir(path, verify=False, mmap=True), index_file
-        skip_encoder = is_contextual(meta)
+        skip_encoder = contextual_mod.is_contextual(meta)
         rels = [rel for rel in meta["files"]
                 if rel != INDEX_FILE and not (skip_encoder and rel.startswith("encoder/"))]
         checks = [pool.submit(store.verify_file, path, rel, meta) for rel in rels]
@@ -199,3 +186,12 @@ class Registry:
         thread = threading.Thread(target=self.reload, name="wordspace-loader", daemon=True)
         thread.start()
         return thread
+
+
+#: Where `create_app` keeps the registry: `app.extensions[EXTENSION]`.
+EXTENSION = "wordspace"
+
+
+def registry(app: Flask | None = None) -> Registry:
+    """The model registry of `app` (default: the current app), as flaskr's `get_db`."""
+    return (app or current_app).extensions[EXTENSION]

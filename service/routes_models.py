@@ -5,11 +5,9 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from .app import registry
 from .errors import ApiError
-from .index import MissingWords
-from .registry import LoadedModel
-from .routes_common import get_model, scored, words_not_found
+from .registry import LoadedModel, registry
+from .routes_common import get_model, scored
 from .validation import K_DEFAULT, K_MAX, K_MIN, MAX_RESTRICT_VOCAB, check_word, query_int
 
 bp = Blueprint("models", __name__)
@@ -79,10 +77,5 @@ def neighbors(name: str):
     word = check_word(request.args["word"], "query parameter 'word'")
     k = query_int(request.args, "k", K_DEFAULT, K_MIN, K_MAX)
     restrict = query_int(request.args, "restrict_vocab", None, 1, MAX_RESTRICT_VOCAB)
-    try:
-        rows = model.index.neighbors(word, k=k, restrict_vocab=restrict)
-    except MissingWords as exc:
-        raise words_not_found(exc) from None
-    except ValueError as exc:  # e.g. a word whose stored vector is all zeros
-        raise ApiError(400, "invalid_request", str(exc)) from None
+    rows = model.index.neighbors(word, k=k, restrict_vocab=restrict)
     return jsonify({"word": word, "neighbors": scored(rows)})

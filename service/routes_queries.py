@@ -5,10 +5,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from embeddings.contextual import embed_in_context
+from embeddings.query import ANALOGY_METHODS, Term
+
 from .errors import ApiError, bad_request
-from .index import ANALOGY_METHODS, MissingWords, Term
-from .registry import _contextual_module
-from .routes_common import get_model, scored, words_not_found
+from .routes_common import get_model, scored
 from .validation import (MAX_LIST_ITEMS, MAX_TERMS, MAX_TEXT_CHARS, check_fields, check_vector, check_weight,
                          check_word, get_bool, get_choice, get_k, get_list, get_restrict_vocab, get_word,
                          get_words, json_body)
@@ -45,12 +46,7 @@ def similar(name: str):
         raise bad_request(f"at most {MAX_TERMS} terms in one query (positive + negative + vector)")
     k, restrict = get_k(body), get_restrict_vocab(body)
     exact = get_bool(body, "exact", False)
-    try:
-        rows = model.index.most_similar(positive, negative, k=k, restrict_vocab=restrict, exact=exact)
-    except MissingWords as exc:
-        raise words_not_found(exc) from None
-    except ValueError as exc:
-        raise bad_request(str(exc)) from None
+    rows = model.index.most_similar(positive, negative, k=k, restrict_vocab=restrict, exact=exact)
     return jsonify({"results": scored(rows)})
 
 
@@ -64,12 +60,7 @@ def analogy(name: str):
     k, restrict = get_k(body), get_restrict_vocab(body)
     method = get_choice(body, "method", ANALOGY_METHODS, "3cosadd")
     exact = get_bool(body, "exact", True)
-    try:
-        rows = model.index.analogy(a, b, c, k=k, method=method, restrict_vocab=restrict, exact=exact)
-    except MissingWords as exc:
-        raise words_not_found(exc) from None
-    except ValueError as exc:
-        raise bad_request(str(exc)) from None
+    rows = model.index.analogy(a, b, c, k=k, method=method, restrict_vocab=restrict, exact=exact)
     return jsonify({"a": a, "b": b, "c": c, "method": method, "answers": scored(rows)})
 
 
@@ -98,10 +89,7 @@ def vectors(name: str):
     check_fields(body, ("words", "normalized"), ("words",))
     words = get_words(body, "words", 1, MAX_LIST_ITEMS)
     normalized = get_bool(body, "normalized", False)
-    try:
-        model.index.require(words)
-    except MissingWords as exc:
-        raise words_not_found(exc) from None
+    model.index.require(words)
     matrix = model.index.unit if normalized else model.emb.vectors
     rows = [{"word": w, "vector": [float(x) for x in matrix[model.emb.index_of(w)].tolist()]} for w in words]
     return jsonify({"dim": model.emb.dim, "normalized": normalized, "vectors": rows})
@@ -114,12 +102,7 @@ def odd_one_out(name: str):
     body = json_body(request)
     check_fields(body, ("words",), ("words",))
     words = get_words(body, "words", 2, MAX_LIST_ITEMS)
-    try:
-        odd, rows = model.index.odd_one_out(words)
-    except MissingWords as exc:
-        raise words_not_found(exc) from None
-    except ValueError as exc:
-        raise bad_request(str(exc)) from None
+    odd, rows = model.index.odd_one_out(words)
     return jsonify({"odd_one_out": odd, "scores": scored(rows)})
 
 
@@ -139,8 +122,5 @@ def contextual(name: str):
                           "invalid_parameter")
     word = get_word(body, "word") if "word" in body else None
     k = get_k(body)
-    try:
-        result = _contextual_module().embed_in_context(model.contextual, model.emb, text, word=word, k=k)
-    except ValueError as exc:
-        raise bad_request(str(exc)) from None
+    result = embed_in_context(model.contextual, model.emb, text, word=word, k=k)
     return jsonify(result)

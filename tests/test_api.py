@@ -20,8 +20,9 @@ import pytest
 
 from embeddings import store
 from embeddings.vectors import Embeddings
-from service.app import create_app, registry
-from service.index import INDEX_FILE
+from service.app import create_app
+from service.registry import registry
+from embeddings.index import INDEX_FILE
 from service.openapi import openapi_document
 from tests.conftest import planted_embeddings
 
@@ -501,7 +502,7 @@ def test_a_corrupt_index_fails_the_model_until_rebuilt(tmp_path):
     assert rows["p"]["status"] == "failed"
     assert "index.faiss: checksum mismatch" in rows["p"]["error"] and "--rebuild" in rows["p"]["error"]
     assert api.get("/models/q/neighbors?word=king").status_code == 200  # the others serve
-    from embeddings.cli import main
+    from wordspace.cli import main
 
     assert main(["index", "p", "--rebuild", "--models", str(tmp_path)]) == 0
     api = CheckedClient(create_app({"MODELS_DIR": tmp_path}))
@@ -587,7 +588,7 @@ def test_hnsw_model_serves_with_configured_ef_search(tmp_path):
 def waitress_server(app):
     from waitress import create_server
 
-    from service.cli import WAITRESS_BODY_FACTOR
+    from wordspace.cli_service import WAITRESS_BODY_FACTOR
 
     server = create_server(app, host="127.0.0.1", port=0, threads=2,
                            max_request_body_size=app.config["MAX_CONTENT_LENGTH"] * WAITRESS_BODY_FACTOR)
@@ -643,7 +644,7 @@ def test_wordspace_serve_and_index_commands(tmp_path):
     """The CLI: `index` persists indexes, `serve` runs waitress and turns ready."""
     store.save_model(tmp_path, "p", planted_embeddings())
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cli = [sys.executable, "-c", "import sys; from embeddings.cli import main; sys.exit(main())"]
+    cli = [sys.executable, "-c", "import sys; from wordspace.cli import main; sys.exit(main())"]
     out = subprocess.run(cli + ["index", "--models", str(tmp_path)], capture_output=True, text=True, env=env,
                          timeout=120, cwd=ROOT)
     assert out.returncode == 0 and "p: flat index built (persisted)" in out.stdout

@@ -391,7 +391,7 @@ def running_server(models_dir: Path, *python_flags: str, threads: int = 4,
                    env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     """`wordspace serve` in a subprocess on 127.0.0.1 (port chosen by the OS);
     yields (host, port) once /readyz has answered; stops it afterwards."""
-    command = [sys.executable, *python_flags, "-m", "embeddings.cli", "serve", "--models", str(models_dir),
+    command = [sys.executable, *python_flags, "-m", "wordspace.cli", "serve", "--models", str(models_dir),
                "--port", "0", "--threads", str(threads)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})

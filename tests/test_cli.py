@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from embeddings import store
-from embeddings.cli import build_parser, main
+from wordspace.cli import build_parser, main
 from embeddings.formats import export_embeddings
 from embeddings.vectors import Embeddings
 
 
 def run(*args):
     """Run the real console entry point in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "embeddings.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "wordspace.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -75,7 +75,7 @@ def test_models_dir_from_environment(tmp_path, monkeypatch, capsys):
 def test_user_errors_are_one_line_without_traceback(tmp_path, args, message):
     (tmp_path / "in.txt").write_text("a 1 2\n")
     (tmp_path / "empty.txt").write_text("...\n")
-    result = subprocess.run([sys.executable, "-m", "embeddings.cli", *args, "--models", str(tmp_path / "m")],
+    result = subprocess.run([sys.executable, "-m", "wordspace.cli", *args, "--models", str(tmp_path / "m")],
                             capture_output=True, text=True, cwd=tmp_path, timeout=120,
                             env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path.cwd())})
     assert result.returncode == 1

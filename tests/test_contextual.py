@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from embeddings import store
-from embeddings.cli import main
+from wordspace.cli import main
 from embeddings.contextual import (
     MINILM, ContextualModel, HFEncoder, build_contextual_model, embed_in_context, is_contextual,
     load_contextual, make_windows, pool_static, save_contextual, select_windows, set_torch_threads,

@@ -363,7 +363,7 @@ def test_wordspace_models_cli_reports_failed_model(models_dir):
     """`wordspace models` lists a broken model as failed with the reason, exit 0."""
     store.save_model(models_dir, "good", make_model(1, n=100, dim=8))
     corrupt_model(models_dir, "bad", "garbage-meta")
-    result = subprocess.run([sys.executable, "-m", "embeddings.cli", "models", "--models", str(models_dir)],
+    result = subprocess.run([sys.executable, "-m", "wordspace.cli", "models", "--models", str(models_dir)],
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
@@ -425,9 +425,9 @@ def test_disk_full_in_cli_import_is_one_clear_line(models_dir, tmp_path):
             handle.write(f"word{i} " + " ".join(f"{x:.5f}" for x in rng.standard_normal(50)) + "\n")
     code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
             "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY)); "
-            "from embeddings.cli import main; sys.exit(main(sys.argv[1:]))")
+            "from wordspace.cli import main; sys.exit(main(sys.argv[1:]))")
     result = subprocess.run([sys.executable, "-c", code, "import", str(source), "--format", "glove",
-                             "--name", "m", "--models", str(models_dir)],
+                             "--name", "m", "--overwrite", "--models", str(models_dir)],
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -544,6 +544,6 @@ def test_store_loaders_never_unpickle_planted_payloads(models_dir, tmp_path, lis
     if listed:
         for rel in json.loads((evil / "meta.json").read_text())["files"]:
             store.verify_file(evil, rel)
-    subprocess.run([sys.executable, "-m", "embeddings.cli", "models", "--models", str(models_dir)],
+    subprocess.run([sys.executable, "-m", "wordspace.cli", "models", "--models", str(models_dir)],
                    capture_output=True, cwd=ROOT, timeout=60)
     assert not sentinel.exists()

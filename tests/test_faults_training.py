@@ -25,7 +25,7 @@ import pytest
 
 from embeddings import store
 from embeddings.atomic import sha256_file
-from embeddings.cli import main
+from wordspace.cli import main
 from embeddings.corpus import PreparedCorpus, prepare_corpus
 from embeddings.training import checkpoint_dir
 from tests.test_faults_store import plant_payloads
@@ -171,7 +171,7 @@ def _run_and_kill(args: list[str], ckpt: Path, trainer: Trainer, rng: random.Ran
     machine and a loaded one alike."""
     before = max(trainer.completed(ckpt), default=0)
     target = before + rng.randint(1, max(1, min(4, trainer.steps - 1 - before)))
-    child = subprocess.Popen([sys.executable, "-m", "embeddings.cli", *args], cwd=ROOT,
+    child = subprocess.Popen([sys.executable, "-m", "wordspace.cli", *args], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while max(trainer.completed(ckpt), default=0) < target and child.poll() is None \

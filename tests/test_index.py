@@ -3,16 +3,23 @@ semantics, analogies, exclusion of input words, restrict_vocab, persistence."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from embeddings import store
 from embeddings.vectors import Embeddings
-from service.index import (COSMUL_EPS, INDEX_FILE, BruteForceBackend, FaissBackend, MissingWords, WordIndex,
-                           build_faiss, load_or_build, read_index)
+from embeddings.index import (INDEX_FILE, BruteForceBackend, FaissBackend, build_faiss, check_fits, load_or_build,
+                              read_index_file, save_index)
+from embeddings.query import COSMUL_EPS, MissingWords, WordIndex
 from tests.conftest import planted_embeddings
 from tests.helpers import to_keyed_vectors
+
+
+def read_index(model_dir, emb):
+    """The persisted index of a resolved model directory, checked to fit `emb` (as serving does)."""
+    return check_fits(read_index_file(model_dir), emb, Path(model_dir) / INDEX_FILE)
 
 TOL = 1e-5
 
@@ -282,7 +289,6 @@ def test_corrupt_or_missing_recorded_index_fails_until_rebuilt(models_dir, plant
         path.unlink()
     else:  # a valid index of another model, registered with a correct checksum
         other = random_embeddings(10, planted.dim)
-        from service.index import save_index
         save_index(models_dir, "p", build_faiss(other, "flat"))
     with pytest.raises(store.ModelError):
         read_index(path.parent, planted)

@@ -8,7 +8,7 @@ import pytest
 
 from analysis.plot import neighbours, plot_words, read_groups
 from embeddings import store
-from embeddings.cli import main
+from wordspace.cli import main
 from embeddings.vectors import Embeddings
 
 PLANTED = ["king", "queen", "man", "woman", "italy", "germany", "mussolini", "hitler"]

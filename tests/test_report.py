@@ -13,7 +13,7 @@ from analysis.datasets import read_analogies, read_word_pairs
 from analysis.report import compare_models, markdown_table, training_seconds, write_report
 from analysis.similarity import evaluate_word_pairs
 from embeddings import store
-from embeddings.cli import main
+from wordspace.cli import main
 from tests.test_analogy import medium_embeddings
 
 

@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from embeddings import cooccurrence, store, svd
-from embeddings.cli import main
+from wordspace.cli import main
 from embeddings.corpus import Vocabulary
 from embeddings.datasets import benchmark_path
 from embeddings.svd import SVDTrainer, count_cooccurrences, ppmi, svd_embed

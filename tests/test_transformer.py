@@ -210,7 +210,7 @@ def test_kill_during_training_then_resume_matches_uninterrupted(tmp_path):
     import numpy as np
 
     from embeddings import store
-    from embeddings.cli import main
+    from wordspace.cli import main
 
     raw = tmp_path / "grammar.txt"
     raw.write_text("\n".join(grammar_lines(200, 12, seed=5)) + "\n", encoding="utf-8")
@@ -219,7 +219,7 @@ def test_kill_during_training_then_resume_matches_uninterrupted(tmp_path):
               "--threads", "1", "--data", str(tmp_path / "data")]
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.Popen([sys.executable, "-m", "embeddings.cli", "train", "transformer", *common,
+    proc = subprocess.Popen([sys.executable, "-m", "wordspace.cli", "train", "transformer", *common,
                              "--models", str(killed)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpts = killed / ".checkpoints" / "m"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from embeddings import store
-from embeddings.cli import main
+from wordspace.cli import main
 from embeddings.corpus import prepare_corpus
 from embeddings.datasets import benchmark_path
 from embeddings.training import checkpoint_dir
@@ -245,7 +245,7 @@ def test_kill_9_then_cli_resume_equals_uninterrupted(small_corpus, tmp_path):
     argv = ["train", "cbow", "--corpus", str(small_corpus.directory), "--name", "k", "--dim", "8",
             "--window", "3", "--epochs", "40", "--workers", "1", "--seed", "3", "--models", str(models),
             "--quiet"]
-    child = subprocess.Popen([sys.executable, "-m", "embeddings.cli", *argv], cwd=ROOT,
+    child = subprocess.Popen([sys.executable, "-m", "wordspace.cli", *argv], cwd=ROOT,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt = checkpoint_dir(models, "k")
     deadline = time.monotonic() + 120

@@ -6,7 +6,11 @@ import argparse
 import sys
 import time
 
-from .word2vec import EpochReport, Word2VecTrainer
+from embeddings import store
+from embeddings.training import as_prepared, checkpoint_dir, peak_memory_mib
+from embeddings.word2vec import EpochReport, Word2VecTrainer, clear_checkpoints, save_trained
+
+from .cli_common import data_dir, models_dir
 
 _DESCRIPTIONS = {
     "cbow": "word2vec CBOW with negative sampling: the averaged context vectors predict the middle word.",
@@ -91,11 +95,6 @@ class _Progress:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from . import store
-    from .cli import data_dir, models_dir
-    from .training import as_prepared, checkpoint_dir, peak_memory_mib
-    from .word2vec import clear_checkpoints, save_trained
-
     # Every bad value is reported before any corpus is read or prepared.
     name = store.validate_name(args.name)
     trainer = Word2VecTrainer(

@@ -26,9 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import scipy.sparse as sp
+from tqdm import tqdm
 
-from .svd import (COUNTS_FILE, COUNTS_INFO, COUNTS_VOCAB, WEIGHTINGS, CountCheckpoint, SVDTrainer, read_counts,
-                  write_counts)
+from embeddings import store
+from embeddings.svd import (COUNTS_FILE, COUNTS_INFO, COUNTS_VOCAB, WEIGHTINGS, CountCheckpoint, SVDTrainer,
+                            read_counts, write_counts)
+from embeddings.training import as_prepared, checkpoint_dir, peak_memory_mib
+
+from .cli_common import data_dir, models_dir
 
 COUNTS_CHECKPOINT = "counts"
 PARTIAL_CHECKPOINT = "partial"
@@ -78,9 +83,6 @@ def register(train_subparsers, common: argparse.ArgumentParser) -> None:
 
 def find_counts(models: Path, name: str, key: str, words: list[str]) -> tuple[sp.csr_matrix, str] | None:
     """Saved counts for `key`: the checkpoint of `name`, then model `name`, then any other svd model."""
-    from . import store
-    from .training import checkpoint_dir
-
     found = read_counts(checkpoint_dir(models, name) / COUNTS_CHECKPOINT, key, words)
     if found is not None:
         return found, "checkpoint"
@@ -105,12 +107,6 @@ def find_counts(models: Path, name: str, key: str, words: list[str]) -> tuple[sp
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from tqdm import tqdm
-
-    from . import store
-    from .cli import data_dir, models_dir
-    from .training import as_prepared, checkpoint_dir, peak_memory_mib
-
     # Every bad value is reported before any corpus is read or prepared.
     name = store.validate_name(args.name)
     trainer = SVDTrainer(dim=args.dim, window=args.window, weighting=args.weighting,

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from . import store
-from .contextual import DEFAULT_BATCH_TOKENS, DEFAULT_MAX_CONTEXTS, DEFAULT_WINDOW, LAYER_CHOICES, PRECISIONS
+from embeddings import store
+from embeddings.contextual import (DEFAULT_BATCH_TOKENS, DEFAULT_MAX_CONTEXTS, DEFAULT_WINDOW, LAYER_CHOICES,
+                                   PRECISIONS, HFEncoder, build_contextual_model, save_contextual,
+                                   set_torch_threads)
+from embeddings.training import as_prepared, checkpoint_dir, peak_memory_mib
+from embeddings.transformer import TransformerMLM
+
+from .cli_common import data_dir, models_dir
 
 #: Default token budget of `train contextual`: about 15 s of MiniLM on 2 quiet cores.
 DEFAULT_MAX_TOKENS = 150_000
@@ -49,8 +55,6 @@ def _pooling_options(p: argparse.ArgumentParser, max_tokens: int | None, windows
 
 
 def _report(path, emb, started: float) -> None:
-    from .training import peak_memory_mib
-
     stats = emb.meta["contextual"]["stats"]
     print(f"saved model {path.name!r}: {len(emb)} words x {emb.dim} dims in {time.perf_counter() - started:.0f} s "
           f"({stats['tokens_encoded']} corpus words encoded at {stats['tokens_per_second']} words/s, "
@@ -59,10 +63,6 @@ def _report(path, emb, started: float) -> None:
 
 
 def _cmd_contextual(args: argparse.Namespace) -> None:
-    from .cli import data_dir, models_dir
-    from .contextual import HFEncoder, build_contextual_model, save_contextual, set_torch_threads
-    from .training import as_prepared
-
     started = time.perf_counter()
     store.validate_name(args.name)
     set_torch_threads(args.threads)
@@ -77,11 +77,6 @@ def _cmd_contextual(args: argparse.Namespace) -> None:
 
 
 def _cmd_transformer(args: argparse.Namespace) -> None:
-    from .cli import data_dir, models_dir
-    from .contextual import save_contextual, set_torch_threads
-    from .training import as_prepared, checkpoint_dir
-    from .transformer import TransformerMLM
-
     started = time.perf_counter()
     store.validate_name(args.name)
     set_torch_threads(args.threads)

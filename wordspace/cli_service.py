@@ -5,8 +5,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 import time
+
+import faiss
+from threadpoolctl import threadpool_limits
+from waitress import create_server
+
+from embeddings import store
+from embeddings.index import HNSW_EF_CONSTRUCTION, HNSW_M, INDEX_FILE, load_or_build
+from embeddings.training import cpu_count
+from service.app import create_app
+from service.registry import registry
+
+from .cli_common import UserError, models_dir
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -23,24 +37,13 @@ def limit_native_threads(n: int) -> None:
     60 ms on two busy ones). OpenMP counts are per thread; see REQUEST_NATIVE_THREADS."""
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(n)
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=n)
-    import faiss
-
     faiss.omp_set_num_threads(n)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from waitress import create_server
-
-    from embeddings.cli import UserError, models_dir
-    from embeddings.training import cpu_count
-
-    from .app import create_app, registry
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.threads < 1:
         raise UserError("--threads must be at least 1")
@@ -71,9 +74,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         print(f"wordspace: {len(snap.models)} model(s) ready"
               + (f", {len(snap.failed)} failed: {', '.join(snap.failed)}" if snap.failed else ""), flush=True)
 
-    import signal
-    import threading
-
     def reload_on_hup(_signum, _frame) -> None:
         # Build the new models and indexes on the side, then swap one reference.
         threading.Thread(target=reg.reload, name="wordspace-reload", daemon=True).start()
@@ -93,12 +93,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from embeddings import store
-    from embeddings.cli import models_dir
-    from embeddings.training import cpu_count
-
-    from .index import INDEX_FILE, load_or_build
-
     limit_native_threads(cpu_count())
     directory = models_dir(args)
     names = args.names or [info.name for info in store.list_models(directory)]
@@ -123,8 +117,6 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 def register(subparsers, common: argparse.ArgumentParser) -> None:
     """Add `wordspace serve` and `wordspace index`."""
-    from .index import HNSW_EF_CONSTRUCTION, HNSW_M
-
     p = subparsers.add_parser(
         "serve", parents=[common], help="serve the REST API (waitress)",
         description="Serve every model in the models directory over the REST API under waitress "

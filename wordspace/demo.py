@@ -6,11 +6,16 @@ straight to serving."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
+from typing import Callable, Sequence
 
-from . import store
-from .datasets import sample_corpus_path
+from embeddings import store
+from embeddings.datasets import sample_corpus_path
+
+from .cli_common import data_dir, models_dir
+
+#: Runs one `wordspace` command line and returns its exit status (`wordspace.cli.main`).
+Runner = Callable[[Sequence[str]], int]
 
 HOST = "127.0.0.1"
 PORT = 8000
@@ -23,16 +28,6 @@ DEMO_TRAINING = [
     ("contextual", ["train", "contextual", "--encoder", "minilm", "--corpus", "sample", "--name", "contextual"]),
 ]
 GLOVE = "glove-6b-50d"
-
-
-def _available(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-        return True
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return False
 
 
 def _step(message: str) -> float:
@@ -54,10 +49,8 @@ def example_queries(base: str) -> list[str]:
     ]
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    """Run every demo step that has not been done yet, then serve."""
-    from .cli import data_dir, main, models_dir
-
+def run_demo(args: argparse.Namespace, main: Runner) -> int:
+    """Run every demo step that has not been done yet (each through `main`), then serve."""
     started = time.perf_counter()
     models = models_dir(args)
     data = data_dir(args)
@@ -67,14 +60,9 @@ def run_demo(args: argparse.Namespace) -> int:
     _step("sample corpus")
     print(f"    {sample_corpus_path(data)}")
 
-    trainers = {"cbow": "embeddings.word2vec_cli", "skipgram": "embeddings.word2vec_cli",
-                "svd": "embeddings.svd_cli", "contextual": "embeddings.transformer_cli"}
     for name, argv in DEMO_TRAINING:
         if name in existing:
             print(f"\n==> model {name!r}: already trained, re-used")
-            continue
-        if not _available(trainers[name]):
-            print(f"\n==> model {name!r}: trainer not available yet, skipped")
             continue
         _step(f"training {name!r}: wordspace {' '.join(argv)}")
         if main(argv + common) != 0:
@@ -87,13 +75,10 @@ def run_demo(args: argparse.Namespace) -> int:
     else:
         print(f"\n==> model {GLOVE!r}: already imported, re-used")
 
-    if _available("analysis.cli") and not args.no_report:
+    if not args.no_report:
         _step("comparison of the demo models (wordspace compare)")
         main(["compare", "-o", str(data / "report")] + common)
 
-    if not _available("service.cli"):
-        print("\nThe REST API is not available yet; the models are in", models)
-        return 0
     _step("FAISS indexes (built once, persisted next to each model)")
     if main(["index"] + common) != 0:
         return 1
@@ -105,8 +90,8 @@ def run_demo(args: argparse.Namespace) -> int:
     return main(["serve", "--host", args.host, "--port", str(args.port)] + common)
 
 
-def register(subparsers, common: argparse.ArgumentParser) -> None:
-    """Add `wordspace demo`."""
+def register(subparsers, common: argparse.ArgumentParser, main: Runner) -> None:
+    """Add `wordspace demo`; its steps run through `main` (the `wordspace` entry point)."""
     p = subparsers.add_parser(
         "demo", parents=[common], help="train the demo models and serve them",
         description="Build the sample corpus, train cbow/skipgram/svd/contextual on it, import "
@@ -115,4 +100,4 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default=HOST)
     p.add_argument("--port", type=int, default=PORT)
     p.add_argument("--no-report", action="store_true", help="skip the comparison table")
-    p.set_defaults(func=run_demo)
+    p.set_defaults(func=lambda args: run_demo(args, main))
