@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from embeddings.atomic import atomic_write
+from embeddings.query import WordIndex
 from embeddings.vectors import Embeddings
 
 FIT_ON = ("selected", "vocab")
@@ -73,16 +74,11 @@ def read_groups(path: str | os.PathLike) -> dict[str, list[str]]:
 
 
 def neighbours(emb: Embeddings, word: str, k: int) -> list[str]:
-    """The `k` nearest words to `word` by cosine, without the word itself (brute force)."""
+    """The `k` nearest words to `word` by cosine, without the word itself (the query layer's
+    exact search, as the REST API's neighbours)."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    unit = emb.normalized
-    scores = unit @ unit[emb.index_of(word)]
-    scores[emb.index_of(word)] = -np.inf
-    k = min(k, len(emb) - 1)
-    top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return [emb.words[i] for i in top[:k]]
+    return [row.word for row in WordIndex.brute_force(emb).neighbors(word, k)]
 
 
 def _layout_labels(ax, fig, points: np.ndarray, labels: list[str], colors: list[str]) -> None:

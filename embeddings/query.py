@@ -188,10 +188,14 @@ class WordIndex:
         return self._search(query, k, used, restrict_vocab, exact)
 
     def analogy(self, a: str, b: str, c: str, k: int = 10, method: str = "3cosadd",
-                restrict_vocab: int | None = None, exact: bool = True) -> list[Neighbor]:
+                restrict_vocab: int | None = None, exact: bool = True,
+                eps: float = COSMUL_EPS) -> list[Neighbor]:
         """a is to b as c is to ?: 3CosAdd argmax cos(x, b - a + c) on unit vectors, or
-        3CosMul argmax cos'(x,b) cos'(x,c) / (cos'(x,a) + 1e-3), cos' = (cos + 1) / 2.
+        3CosMul argmax cos'(x,b) cos'(x,c) / (cos'(x,a) + eps), cos' = (cos + 1) / 2
+        (eps 1e-3 as Levy & Goldberg; gensim's `most_similar_cosmul` uses 1e-6).
         a, b and c are never returned. 3CosMul is always exact."""
+        if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0 < eps < float("inf")):
+            raise ValueError(f"eps must be a positive finite number, got {eps!r}")
         if method not in ANALOGY_METHODS:
             raise ValueError(f"unknown analogy method {method!r}: use one of {', '.join(ANALOGY_METHODS)}")
         self.require([a, b, c])
@@ -204,7 +208,7 @@ class WordIndex:
         cos = unit @ self.unit[rows].T  # (limit, 3): one matrix product
         cos += 1.0
         cos *= 0.5  # cosines shifted to [0, 1]
-        scores = cos[:, 1] * cos[:, 2] / (cos[:, 0] + COSMUL_EPS)
+        scores = cos[:, 1] * cos[:, 2] / (cos[:, 0] + eps)
         excluded = {r for r in rows if r < limit}
         top_scores, ids = top_k(scores[None, :], min(k + len(excluded), limit))
         out = [Neighbor(self.emb.words[i], float(s))
@@ -232,9 +236,17 @@ class WordIndex:
 
 
 class MissingWords(KeyError):
-    """Some query words are not in the vocabulary; carries close spellings for each."""
+    """Some query words are not in the vocabulary; names each with its close spellings."""
 
     def __init__(self, words: Sequence[str], suggestions: Mapping[str, list[str]]) -> None:
-        super().__init__(f"not in the vocabulary: {', '.join(repr(w) for w in words)}")
         self.words = list(words)
         self.suggestions = dict(suggestions)
+        parts = []
+        for word in self.words:
+            hint = self.suggestions.get(word) or []
+            parts.append(f"{word!r}" + (f" (did you mean {', '.join(hint)}?)" if hint else ""))
+        self.message = f"not in the vocabulary: {'; '.join(parts)}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError's str() would quote the whole message
+        return self.message

@@ -66,11 +66,7 @@ def _api_error(exc: ApiError) -> Response:
 
 def _missing_words(exc: MissingWords) -> Response:
     """404 naming every missing word, each with up to 5 close spellings."""
-    parts = []
-    for word in exc.words:
-        hint = exc.suggestions.get(word) or []
-        parts.append(f"{word!r}" + (f" (did you mean {', '.join(hint)}?)" if hint else ""))
-    return error_response(404, "word_not_found", f"not in the vocabulary: {'; '.join(parts)}",
+    return error_response(404, "word_not_found", exc.message,
                           missing=[{"word": w, "suggestions": exc.suggestions.get(w) or []} for w in exc.words])
 
 

@@ -20,7 +20,7 @@ from gensim.models import KeyedVectors
 from analysis.analogy import DEFAULT_EPS, DEFAULT_RESTRICT, AnalogyReport, evaluate_analogies
 from analysis.similarity import SimilarityReport, evaluate_word_pairs
 from embeddings import store
-from embeddings.query import Neighbor, Term, WordIndex
+from embeddings.query import COSMUL_EPS, Neighbor, Term, WordIndex
 from embeddings.vectors import Embeddings
 
 PathLike = str | os.PathLike
@@ -93,7 +93,8 @@ class Model:
                      restrict_vocab: int | None = None) -> list[Neighbor]:
         """gensim's `most_similar(positive, negative, topn=k)`: the `k` words nearest (cosine) to
         the mean of the unit vectors of `positive` minus `negative` (plus a raw `vector`); the
-        input words are never returned. A term may be a word or (word, weight)."""
+        input words are never returned. A term may be a word or (word, weight); a weighted term
+        in `negative` is subtracted (gensim would add it: it keeps a pair's weight as given)."""
         positive = [positive] if isinstance(positive, str) else list(positive)
         if vector is not None:
             positive.append(np.asarray(vector, dtype=np.float64))
@@ -101,11 +102,12 @@ class Model:
                                        restrict_vocab=restrict_vocab, exact=True)
 
     def analogy(self, a: str, b: str, c: str, k: int = 10, method: str = "3cosadd",
-                restrict_vocab: int | None = None) -> list[Neighbor]:
+                restrict_vocab: int | None = None, eps: float = COSMUL_EPS) -> list[Neighbor]:
         """a is to b as c is to ?, best answers first: `analogy("italy", "mussolini", "germany")`
-        -> hitler. `method` is "3cosadd" (cos(x, b - a + c)) or "3cosmul" (Levy & Goldberg)."""
+        -> hitler. `method` is "3cosadd" (cos(x, b - a + c)) or "3cosmul" (Levy & Goldberg,
+        with `eps`; gensim's `most_similar_cosmul` is eps=1e-6)."""
         return self.index.analogy(a, b, c, k=_check_k(k), method=method, restrict_vocab=restrict_vocab,
-                                  exact=True)
+                                  exact=True, eps=eps)
 
     def similarity(self, word1: str, word2: str) -> float:
         """Cosine similarity of two words."""
