@@ -5,7 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup demo test bench clean chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +21,21 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/wordspace demo
 
-test: setup
-	$(PY) -m pytest
+test: setup chromium
+	WORDSPACE_CHROMIUM="$${WORDSPACE_CHROMIUM:-$(CHROMIUM)}" $(PY) -m pytest
+
+# The browser tests drive Debian's chromium (Playwright's own download is not used). Installed
+# here when missing and we are root; otherwise tests/test_explorer_browser.py fails saying how.
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ] && [ -z "$$WORDSPACE_CHROMIUM" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing chromium for the browser tests (apt-get)"; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+				|| echo "make: could not install chromium; the browser tests will fail"; \
+		else \
+			echo "make: no $(CHROMIUM); the browser tests will fail: sudo apt-get install chromium"; \
+		fi; \
+	fi
 
 bench: setup
 	@set -e; for script in benchmarks/bench_*.py; do \

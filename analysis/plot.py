@@ -2,8 +2,9 @@
 coloured groups, analogy arrows, a word's neighbourhood. PNG or SVG (by the
 output file's extension); SVG keeps labels as text.
 
-The 2-D map is scikit-learn's `TruncatedSVD` (randomized, fixed `random_state`,
-so the same words give the same picture) of the unit-length vectors, so the
+The 2-D map is `embeddings.projection.project_2d`, as in the web explorer:
+scikit-learn's `TruncatedSVD` (randomized, fixed `random_state`, so the same
+words give the same picture) of the unit-length vectors, so the
 picture shows the cosine geometry the rest of wordspace uses. The vectors are
 centred on the mean of the fitted words first: uncentred, the first axis is
 mostly the shared mean direction (about 4% of the variance on GloVe), centred
@@ -26,13 +27,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from embeddings.atomic import atomic_write
+from embeddings.projection import RANDOM_STATE, project_2d
 from embeddings.query import WordIndex
 from embeddings.vectors import Embeddings
 
 FIT_ON = ("selected", "vocab")
 FORMATS = {".png": "png", ".svg": "svg"}
 DEFAULT_FIT_TOP = 10_000
-RANDOM_STATE = 0
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 
@@ -134,8 +135,6 @@ def plot_words(
     is left to draw, `ValueError`. `analogies` are (a, b, c, d) tuples drawn as
     arrows a -> b and c -> d (the parallelogram of "a is to b as c is to d").
     """
-    from sklearn.decomposition import TruncatedSVD
-
     out = Path(out)
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
@@ -189,14 +188,8 @@ def plot_words(
         if fit_top < 2:
             raise ValueError(f"fit_top must be >= 2, got {fit_top}")
         fit_data = unit[: min(fit_top, len(emb))]
-    svd = TruncatedSVD(n_components=2, algorithm="randomized", random_state=random_state)
-    if fit_data.shape[1] == 2:  # TruncatedSVD needs more features than components
-        fit_data = np.hstack([fit_data, np.zeros((len(fit_data), 1), np.float32)])
-        selected = np.hstack([selected, np.zeros((len(selected), 1), np.float32)])
-    mean = fit_data.mean(axis=0)
-    svd.fit(fit_data - mean)
-    points = svd.transform(selected - mean)
-    variance = tuple(float(v) for v in svd.explained_variance_ratio_[:2])
+    projection = project_2d(selected, fit_data, random_state)  # the web explorer's map too
+    points, variance = projection.points, projection.explained_variance
     coords = {w: (float(x), float(y)) for w, (x, y) in zip(order, points)}
 
     import matplotlib

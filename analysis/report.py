@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from embeddings import store
 from embeddings.atomic import atomic_write, atomic_write_json
+from embeddings.metadata import ModelMeta
 from embeddings.vectors import Embeddings
 
 from .analogy import DEFAULT_EPS, evaluate_analogies
@@ -60,19 +61,6 @@ def similarity_summary(report) -> dict[str, Any]:
     return summary
 
 
-def training_seconds(meta: dict[str, Any]) -> float | None:
-    """Training time recorded by the trainer (word2vec, SVD, contextual), if any."""
-    for key in ("training_seconds", "train_seconds"):
-        if isinstance(meta.get(key), (int, float)):
-            return float(meta[key])
-    for value in meta.values():
-        if isinstance(value, dict):
-            for key in ("total_s", "training_seconds", "seconds"):
-                if isinstance(value.get(key), (int, float)) and not isinstance(value.get(key), bool):
-                    return float(value[key])
-    return None
-
-
 @dataclass
 class ModelScores:
     """One row of the comparison: the model's facts and a summary per evaluation."""
@@ -81,7 +69,7 @@ class ModelScores:
     method: str | None = None
     dim: int | None = None
     vocab: int | None = None
-    training_seconds: float | None = None
+    train_seconds: float | None = None
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     error: str | None = None
@@ -96,7 +84,7 @@ class ModelScores:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "method": self.method, "dim": self.dim, "vocab": self.vocab,
-                "training_seconds": self.training_seconds, "error": self.error, "errors": self.errors,
+                "train_seconds": self.train_seconds, "error": self.error, "errors": self.errors,
                 "evaluation": self.scores, "seconds": round(self.seconds, 3)}
 
 
@@ -174,13 +162,13 @@ def compare_models(models_dir: str | os.PathLike, names: Sequence[str] | None = 
             row.error = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
             log(f"{name}: skipped, {row.error}")
             continue
-        meta = emb.meta
-        row.method, row.dim, row.vocab = meta.get("method"), emb.dim, len(emb)
-        row.training_seconds = training_seconds(meta)
+        record = ModelMeta.from_dict(emb.meta)
+        row.method, row.dim, row.vocab = record.method, emb.dim, len(emb)
+        row.train_seconds = record.train_seconds
         if len(emb) == 0:
             row.error = "the model has no vectors"
             continue
-        stored = meta.get("evaluation") if isinstance(meta.get("evaluation"), dict) else {}
+        stored = record.evaluation
         row.scores, row.errors, fresh = evaluate_model(
             emb, stored, restrict_vocab, case_insensitive, eps, reuse,
             log=lambda message, name=name: log(f"{name}: {message}"))
@@ -226,7 +214,7 @@ def markdown_table(rows: Sequence[ModelScores], restrict_vocab: int = COMPARE_RE
         for dataset in SIMILARITY_SETS:
             summary = row.scores.get(similarity_key(dataset))
             cells.append("-" if summary is None else f"{_fmt(summary.get('spearman'))} ({summary['seen']}/{summary['total']})")
-        cells.append(_duration(row.training_seconds))
+        cells.append(_duration(row.train_seconds))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Google analogies (19,544 questions) and word pairs restricted to each model's "

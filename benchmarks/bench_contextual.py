@@ -32,13 +32,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from analysis.similarity import evaluate_word_pairs  # noqa: E402
-from embeddings.contextual import (  # noqa: E402
-    DEFAULT_WINDOW, MINILM, HFEncoder, build_contextual_model, encode_and_sum, make_windows,
-    select_windows, set_torch_threads,
-)
 from embeddings.datasets import benchmark_path, default_data_dir  # noqa: E402
+from embeddings.encoders import MINILM, HFEncoder, set_torch_threads  # noqa: E402
+from embeddings.pooling import (  # noqa: E402
+    DEFAULT_WINDOW, build_contextual_model, encode_and_sum, make_windows, select_windows,
+)
 from embeddings.training import as_prepared, peak_memory_mib  # noqa: E402
-from embeddings.transformer import TransformerMLM  # noqa: E402
+from embeddings.transformer_train import TransformerMLM  # noqa: E402
 
 CLI_BUDGET = 150_000  # `wordspace train contextual`'s default --max-tokens
 

@@ -57,7 +57,8 @@ def run_ours(raw: Path, data: Path, models: Path, family: str, epochs: int, work
     (the prepared corpus is re-used, as on every run after the first)."""
     wall, cpu = time.perf_counter(), _cpu()
     wordspace_train(["train", family, "--corpus", str(raw), "--name", family, "--epochs", str(epochs),
-                     "--workers", str(workers), "--models", str(models), "--data", str(data), "--quiet"])
+                     "--workers", str(workers), "--models", str(models), "--data", str(data), "--quiet",
+                     "--overwrite"])
     return time.perf_counter() - wall, _cpu() - cpu
 
 

@@ -32,7 +32,6 @@ chunks in flight (workers + 1), the band, and the non-zeros; never V x V.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -46,7 +45,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from .atomic import atomic_write, atomic_write_json, sha256_file
 from .corpus import PreparedCorpus, Vocabulary
+from .training import cpu_count, words_sha256
 
 WEIGHTINGS = ("uniform", "harmonic")
 #: Largest window for "harmonic" or `dynamic_window`: exact integer weights need lcm(1..window).
@@ -495,8 +496,6 @@ class CountCheckpoint:
 
     def save(self, acc: _Accumulator, next_chunk: int, layout: dict[str, Any]) -> None:
         """Write a snapshot: every chunk before `next_chunk` is in `acc`."""
-        from .atomic import atomic_write, atomic_write_json, sha256_file
-
         self.directory.mkdir(parents=True, exist_ok=True)
         npz = self.directory / "partial.npz"
         atomic_write(npz, lambda h: sp.save_npz(h, acc.upper(), compressed=False))
@@ -508,8 +507,6 @@ class CountCheckpoint:
 
     def load(self, n_words: int, layout: dict[str, Any]) -> tuple[sp.csr_matrix, int, int, int] | None:
         """(counts so far, next chunk, tokens, kept) of a valid snapshot for this key and layout, else None."""
-        from .atomic import sha256_file
-
         if not self.resume:
             return None
         try:
@@ -537,8 +534,6 @@ def _as_words(vocab: "Vocabulary | Sequence[str]") -> list[str]:
 
 
 def _worker_count(workers: int | None, n_chunks: int) -> int:
-    from .training import cpu_count
-
     wanted = cpu_count() if workers is None else workers
     return max(1, min(wanted, n_chunks // MIN_CHUNKS_PER_WORKER))
 
@@ -667,8 +662,6 @@ COUNTS_VERSION = 1
 def write_counts(directory: str | os.PathLike, counts: sp.csr_matrix, words: Sequence[str], key: str) -> None:
     """Write `cooccurrence.npz` (scipy's sparse npz), its row words and an info file
     (re-use key, sha256 of the npz), each atomically; the info file is written last."""
-    from .atomic import atomic_write, atomic_write_json, sha256_file
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(directory / COUNTS_FILE, lambda h: sp.save_npz(h, sp.csr_matrix(counts), compressed=False))
@@ -676,21 +669,19 @@ def write_counts(directory: str | os.PathLike, counts: sp.csr_matrix, words: Seq
     atomic_write(directory / COUNTS_VOCAB, lambda h: h.write(text))
     atomic_write_json(directory / COUNTS_INFO, {
         "key": key, "version": COUNTS_VERSION, "shape": list(counts.shape), "nnz": int(counts.nnz),
-        "sha256": sha256_file(directory / COUNTS_FILE), "words_sha256": _words_sha256(words)})
+        "sha256": sha256_file(directory / COUNTS_FILE), "words_sha256": words_sha256(words)})
 
 
 def read_counts(directory: str | os.PathLike, key: str | None = None,
                 words: Sequence[str] | None = None) -> sp.csr_matrix | None:
     """Load counts written by `write_counts`; None when absent, for another key or vocabulary,
     or damaged (checksum, shape, index or value checks fail). Never unpickles."""
-    from .atomic import sha256_file
-
     directory = Path(directory)
     try:
         info = json.loads((directory / COUNTS_INFO).read_text(encoding="utf-8"))
         if key is not None and info.get("key") != key:
             return None
-        if words is not None and info.get("words_sha256") != _words_sha256(words):
+        if words is not None and info.get("words_sha256") != words_sha256(words):
             return None
         if sha256_file(directory / COUNTS_FILE) != info.get("sha256"):
             return None
@@ -716,7 +707,3 @@ def load_counts_npz(path: str | os.PathLike, shape: tuple[int, int] | None = Non
             or not np.all(np.isfinite(data))):
         raise ValueError(f"{path}: inconsistent CSR arrays")
     return sp.csr_matrix((data, indices, indptr), shape=got)
-
-
-def _words_sha256(words: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()

@@ -30,7 +30,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 from .atomic import atomic_write, atomic_write_json, sha256_file
 
@@ -262,13 +262,14 @@ def prepare_corpus(
     source: str | os.PathLike,
     out_dir: str | os.PathLike,
     config: TokenizerConfig = TokenizerConfig(),
-    progress: bool = False,
+    progress: "bool | Callable[[int, int], None]" = False,
 ) -> PreparedCorpus:
     """Tokenize `source` into `out_dir` (corpus.txt, vocab.txt, corpus.json).
 
     Streams: memory holds one line and the vocabulary counts. If `out_dir`
     already holds the result for the same input bytes and settings, the work is
-    skipped. Raises `ValueError` for an empty corpus.
+    skipped. Raises `ValueError` for an empty corpus. `progress` is True for a
+    progress bar, or a callback `progress(bytes_done, bytes_total)`.
     """
     out_dir = Path(out_dir)
     key = input_key(source, config)
@@ -289,8 +290,17 @@ def prepare_corpus(
         nonlocal n_sentences
         from tqdm import tqdm
 
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            bar.update(n)
+            done += n
+            if callable(progress):
+                progress(done, total_bytes)
+
         with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare corpus",
-                  disable=not progress, leave=False) as bar:
+                  disable=progress is not True, leave=False) as bar:
             for file in files:
                 with open_text(file) as text:
                     raw = text.buffer
@@ -306,10 +316,10 @@ def prepare_corpus(
                             n_sentences += 1
                         pos = _raw_position(raw)
                         if pos is not None and pos - last > 1 << 20:
-                            bar.update(pos - last)
+                            advance(pos - last)
                             last = pos
                     pos = _raw_position(raw)
-                    bar.update(max(0, (file.stat().st_size if pos is None else pos) - last))
+                    advance(max(0, (file.stat().st_size if pos is None else pos) - last))
 
     atomic_write(out_dir / CORPUS_FILE, write)
     if not counter:

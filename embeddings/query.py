@@ -7,6 +7,8 @@ the plots and contextual lookups all answer through it.
 - `analogy`: a is to b as c is to ?, 3CosAdd (argmax cos(x, b - a + c)) or
   3CosMul (Levy & Goldberg 2014; `COSMUL_EPS`).
 - `similarity`, `odd_one_out` (gensim's `doesnt_match`), `nearest_to_vector`.
+- `complete` (words by prefix over the whole vocabulary) and `project` (2-D map
+  coordinates of words, `embeddings.projection`), for the web explorer.
 
 Searches ask the back end for `k + len(excluded)` rows, drop FAISS's `-1` ids and
 the excluded words. `restrict_vocab=N` (the first N rows, most frequent first)
@@ -25,7 +27,9 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence, Union
 import faiss
 import numpy as np
 
+from .completion import Completions, PrefixIndex
 from .index import HNSW_EF_SEARCH, Backend, BruteForceBackend, FaissBackend, build_faiss
+from .projection import RANDOM_STATE, Projection, project_2d
 from .topk import as_queries, top_k
 from .vectors import Embeddings
 
@@ -103,6 +107,28 @@ class WordIndex:
         exact_case = [lowered] if lowered != word and lowered in self.emb else []
         close = difflib.get_close_matches(word, candidates, n=n, cutoff=0.7)
         return list(dict.fromkeys(exact_case + close))[:n]
+
+    @cached_property
+    def prefixes(self) -> PrefixIndex:
+        """The sorted vocabulary for `complete` (built on first use, then shared)."""
+        return PrefixIndex(self.emb.words)
+
+    def complete(self, prefix: str, limit: int = 10) -> Completions:
+        """Up to `limit` words starting with `prefix`, most frequent (lowest row) first,
+        searched over the whole vocabulary; also how many words match."""
+        return self.prefixes.complete(prefix, limit)
+
+    def project(self, words: Sequence[str], fit_top: int | None = None,
+                random_state: int = RANDOM_STATE) -> Projection:
+        """2-D coordinates of `words` (`embeddings.projection`): the map of their unit
+        vectors fit on the words themselves, or on the `fit_top` most frequent words."""
+        self.require(words)
+        rows = self.unit[[self.emb.index_of(w) for w in words]]
+        if fit_top is None:
+            return project_2d(rows, None, random_state)
+        if isinstance(fit_top, bool) or not isinstance(fit_top, int) or fit_top < 2:
+            raise ValueError(f"fit_top must be an integer >= 2, got {fit_top!r}")
+        return project_2d(rows, self.unit[:fit_top], random_state)
 
     def _unit(self, word: str) -> np.ndarray:
         return self.unit[self.emb.index_of(word)]

@@ -14,6 +14,18 @@ Three pure steps, each testable against a matrix computed by hand, chained by
 
 The counting engine (conventions, speed, memory) lives in `embeddings.cooccurrence`;
 `count_cooccurrences` is re-exported here.
+
+The counts are the expensive step, so `fit` keeps them, in the model's checkpoint
+directory (`training.checkpoint_dir`, locked like every trainer's):
+
+* `partial/`: while counting a corpus file, a snapshot every `checkpoint_every`
+  seconds; `resume=True` continues a killed count from it (counts are exact
+  integers and subsampling is seeded per chunk: identical to an uninterrupted run);
+* `counts/`: right after counting; `resume=True` starts from them (a kill during
+  PPMI or SVD loses nothing);
+* with the model, as `cooccurrence.npz` (+ vocabulary and info), checksummed;
+  `fit(counts_from=models_dir)` re-uses the counts of any svd model there whose
+  counting parameters (`counts_key`) match (`find_counts`).
 """
 from __future__ import annotations
 
@@ -21,8 +33,10 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
-from typing import Any, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,16 +52,26 @@ from .cooccurrence import (  # noqa: F401  (re-exported: the counting step is pa
     WEIGHTINGS,
     CountCheckpoint,
     _check_count_params,
-    _PROGRESS,
-    _words_sha256,
     count_cooccurrences,
     distance_weights,
     load_counts_npz,
     read_counts,
     write_counts,
 )
-from .corpus import PreparedCorpus, Vocabulary
+from .corpus import PreparedCorpus, Vocabulary, build_vocabulary
+from .metadata import CorpusInfo, ModelMeta
+from .store import ModelError, list_models, read_meta, verify_file
+from .training import (Progress, ProgressCallback, Trainer, as_prepared, check_bool, check_int, check_real,
+                       notify, training_run, words_sha256)
 from .vectors import Embeddings
+
+__all__ = ["COUNTS_FILE", "COUNTS_INFO", "COUNTS_VOCAB", "COUNTS_CHECKPOINT", "PARTIAL_CHECKPOINT",
+           "MAX_WEIGHTED_WINDOW", "MAX_WINDOW", "WEIGHTINGS", "CountCheckpoint", "SVDTrainer",
+           "count_cooccurrences", "distance_weights", "find_counts", "load_counts_npz", "ppmi",
+           "read_counts", "svd_embed", "write_counts"]
+#: Sub-directories of an svd model's checkpoint directory.
+COUNTS_CHECKPOINT = "counts"
+PARTIAL_CHECKPOINT = "partial"
 
 
 # -- PPMI ---------------------------------------------------------------------
@@ -59,10 +83,8 @@ def ppmi(counts: sp.spmatrix, cds: float = 0.75, shift: float = 1.0) -> sp.csr_m
     become 0 (and are removed), the others are PMI - log(shift). `cds=1` is
     plain PPMI (hyperwords' default); ours is 0.75. Returns float64 CSR.
     """
-    if isinstance(cds, bool) or not isinstance(cds, (int, float)) or not math.isfinite(cds) or cds <= 0:
-        raise ValueError(f"cds must be a number > 0, got {cds!r}")
-    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not math.isfinite(shift) or shift < 1:
-        raise ValueError(f"shift must be a number >= 1 (the k of log k), got {shift!r}")
+    check_real("cds", cds, 0.0, low_open=True)
+    check_real("shift (the k of log k)", shift, 1.0)
     m = sp.csr_matrix(counts, dtype=np.float64, copy=True)
     if m.shape[0] != m.shape[1]:
         raise ValueError(f"counts must be square (V x V), got shape {m.shape}")
@@ -111,12 +133,10 @@ def svd_embed(
     from threadpoolctl import threadpool_limits
 
     n = min(matrix.shape)
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
+    check_int("dim", dim, 1)
     if dim >= n:
         raise ValueError(f"dim={dim} must be smaller than the vocabulary size ({n})")
-    if isinstance(eig, bool) or not isinstance(eig, (int, float)) or not math.isfinite(eig):
-        raise ValueError(f"eig must be a finite number, got {eig!r}")
+    check_real("eig", eig)
     # float32 halves the memory traffic of the sparse products that dominate randomized SVD
     # (2x faster here); word vectors are float32 anyway.
     x = sp.csr_matrix(matrix, dtype=np.float32)
@@ -137,13 +157,6 @@ def svd_embed(
 
 
 # -- the estimator ----------------------------------------------------------------
-def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum \
-            or (maximum is not None and value > maximum):
-        bound = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
-
-
 def _sentences_corpus(sentences: Iterable[Sequence[str]]) -> tuple[list[list[str]], str, int]:
     """Materialize an in-memory corpus; return (sentences, sha256 of its corpus.txt form, tokens)."""
     kept = [list(s) for s in sentences if len(s)]
@@ -153,7 +166,29 @@ def _sentences_corpus(sentences: Iterable[Sequence[str]]) -> tuple[list[list[str
     return kept, digest.hexdigest(), sum(len(s) for s in kept)
 
 
-class SVDTrainer:
+def find_counts(models_dir: str | os.PathLike, key: str, words: Sequence[str]) -> tuple[sp.csr_matrix, str] | None:
+    """Saved counts for `key` (see `SVDTrainer.counts_key`) in an svd model of `models_dir`,
+    verified against its meta.json: (counts, "model 'NAME'"), or None."""
+    models_dir = Path(models_dir)
+    for info in list_models(models_dir):
+        if info.method != "svd" or info.error is not None:
+            continue
+        try:
+            path = info.path.resolve()
+            meta = read_meta(path)
+            if meta.get("counts_key") != key:
+                continue
+            for rel in (COUNTS_FILE, COUNTS_INFO, COUNTS_VOCAB):
+                verify_file(path, rel, meta)
+        except (ModelError, OSError):
+            continue
+        found = read_counts(path, key, words)
+        if found is not None:
+            return found, f"model {info.name!r}"
+    return None
+
+
+class SVDTrainer(Trainer):
     """PPMI + truncated SVD word vectors, as a scikit-learn-style estimator.
 
     `fit(corpus)` chains `count_cooccurrences` -> `ppmi` -> `svd_embed` and
@@ -162,10 +197,13 @@ class SVDTrainer:
     (identifies the counts: corpus sha256 + counting parameters + vocabulary).
     Words whose PPMI row is empty (no positive-PMI context) get no vector and
     are left out of `embeddings_` rather than given a zero vector; their number
-    is in meta["dropped_words"].
+    is in meta["dropped_words"]. `save` writes the counts with the model.
     """
 
     method = "svd"
+    cli_flags = {"dim": "--dim", "window": "--window", "min_count": "--min-count", "max_vocab": "--max-vocab",
+                 "cds": "--cds", "shift": "--shift", "eig": "--eig", "random_state": "--seed",
+                 "workers": "--workers"}
 
     def __init__(
         self,
@@ -221,25 +259,19 @@ class SVDTrainer:
 
     def check_params(self) -> None:
         """Raise `ValueError` naming the first bad hyper-parameter (cheap: no corpus read)."""
-        _check_int("dim", self.dim, 1)
+        check_int(self.label("dim"), self.dim, 1)
         _check_count_params(self.window, self.weighting, self.dynamic_window, self.subsample)
-        _check_int("min_count", self.min_count, 1)
+        check_int(self.label("min_count"), self.min_count, 1)
         if self.max_vocab is not None:
-            _check_int("max_vocab", self.max_vocab, 2)
-        for name in ("cds", "shift", "eig"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        if self.cds <= 0:
-            raise ValueError(f"cds must be > 0 (context counts are raised to it), got {self.cds!r}")
-        if self.shift < 1:
-            raise ValueError(f"shift must be >= 1 (PMI is shifted by log(shift)), got {self.shift!r}")
-        _check_int("random_state", self.random_state, 0, 2**32 - 1)
-        _check_int("n_iter", self.n_iter, 1)
+            check_int(self.label("max_vocab"), self.max_vocab, 2)
+        check_real(f"{self.label('cds')} (context counts are raised to it)", self.cds, 0.0, low_open=True)
+        check_real(f"{self.label('shift')} (PMI is shifted by log(shift))", self.shift, 1.0)
+        check_real(self.label("eig"), self.eig)
+        check_int(self.label("random_state"), self.random_state, 0, 2**32 - 1)
+        check_int(self.label("n_iter"), self.n_iter, 1)
         if self.workers is not None:
-            _check_int("workers", self.workers, 1, 512)
-        if not isinstance(self.add_context, bool):
-            raise ValueError(f"add_context must be True or False, got {self.add_context!r}")
+            check_int(self.label("workers"), self.workers, 1, 512)
+        check_bool("add_context", self.add_context)
 
     def vocabulary(self, corpus: PreparedCorpus) -> Vocabulary:
         """The vocabulary this trainer uses on `corpus`; raises `ValueError` if it cannot train."""
@@ -257,38 +289,39 @@ class SVDTrainer:
     def counts_key(self, corpus_sha256: str, vocab: Vocabulary) -> str:
         """sha256 identifying a counts matrix: corpus, counting parameters and vocabulary."""
         blob = json.dumps({"corpus": corpus_sha256, "params": self.count_params(),
-                           "words": _words_sha256(vocab.words)}, sort_keys=True)
+                           "words": words_sha256(vocab.words)}, sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def fit(
         self,
         corpus: "PreparedCorpus | str | os.PathLike | Iterable[Sequence[str]]",
         *,
+        checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = False,
+        progress: ProgressCallback | None = None,
         counts: sp.spmatrix | None = None,
-        progress: _PROGRESS | None = None,
-        on_counts: Callable[[sp.csr_matrix, "SVDTrainer"], None] | None = None,
-        checkpoint: CountCheckpoint | None = None,
+        counts_from: str | os.PathLike | None = None,
+        checkpoint_every: float = 60.0,
         data_dir: str | os.PathLike | None = None,
     ) -> "SVDTrainer":
         """Train on `corpus` (prepared corpus, path, "sample", or token lists); return self.
 
-        `counts` re-uses a matrix counted earlier with the same `counts_key_`
-        (the caller checks the key); `on_counts(counts, self)` runs right after
-        counting (the CLI checkpoints the matrix there); `checkpoint` snapshots a
-        long count of a corpus file and resumes it (see `CountCheckpoint`);
-        `progress(n)` gets the tokens read since its last call.
+        The counts come from, in order: `counts` (a matrix counted earlier with the
+        same `counts_key_`; the caller checks the key), the `counts/` checkpoint in
+        `checkpoint_dir` when `resume`, a matching svd model in `counts_from` (a
+        models directory), or a fresh count (continued from `partial/` when
+        `resume`). Without `resume`, a checkpoint left in `checkpoint_dir` by an
+        interrupted run raises `training.UnfinishedRun`. `progress` gets "count"
+        events (tokens read) and notes saying where the counts came from.
         """
-        from .corpus import build_vocabulary
-        from .training import as_prepared
-
         self.check_params()
+        check_real("checkpoint_every (--checkpoint-every, seconds)", checkpoint_every, 0.0)
         started = time.perf_counter()
         if isinstance(corpus, (PreparedCorpus, str, os.PathLike)):
             prepared = as_prepared(corpus, data_dir)
             vocab = self.vocabulary(prepared)
             source: Any = prepared
-            corpus_info = {"sha256": prepared.sha256, "n_tokens": prepared.n_tokens,
-                           "n_sentences": prepared.n_sentences, "n_types": prepared.n_types}
+            corpus_info = CorpusInfo.of(prepared)
         else:
             sentences, sha, n_tokens = _sentences_corpus(corpus)
             if n_tokens == 0:
@@ -296,46 +329,52 @@ class SVDTrainer:
             vocab = build_vocabulary(sentences, self.min_count, self.max_vocab)
             self._check_vocab(vocab)
             source = sentences
-            corpus_info = {"sha256": sha, "n_tokens": n_tokens, "n_sentences": len(sentences),
-                           "n_types": None}
+            corpus_info = CorpusInfo("<token lists>", sha, n_tokens, len(sentences), None)
         self.vocabulary_ = vocab
-        self.counts_key_ = self.counts_key(corpus_info["sha256"], vocab)
+        self.counts_key_ = key = self.counts_key(corpus_info.sha256, vocab)
         V = len(vocab)
         timings: dict[str, float] = {}
         stats: dict[str, Any] = {}
-        t = time.perf_counter()
-        if counts is not None:
-            counts = sp.csr_matrix(counts, dtype=np.float64)
-            if counts.shape != (V, V):
-                raise ValueError(f"the given counts matrix has shape {counts.shape}, expected ({V}, {V})")
-            reused = True
-        else:
-            counts = count_cooccurrences(source, vocab, self.window, self.weighting, self.dynamic_window,
-                                         self.subsample, self.random_state, workers=self.workers,
-                                         progress=progress, stats=stats, checkpoint=checkpoint)
-            reused = False
-            timings["count_s"] = time.perf_counter() - t
-            if on_counts is not None:
-                on_counts(counts, self)
-        self.counts_ = counts
-        t = time.perf_counter()
-        weighted = ppmi(counts, self.cds, self.shift)
-        timings["ppmi_s"] = time.perf_counter() - t
-        t = time.perf_counter()
-        vectors = svd_embed(weighted, self.dim, self.eig, self.random_state, self.add_context, self.n_iter)
-        timings["svd_s"] = time.perf_counter() - t
+        resumed_chunk = None
+        with training_run(checkpoint_dir) as checkpoints:
+            if checkpoints is not None and not resume:
+                checkpoints.refuse_leftovers()
+                checkpoints.clear()
+            origin = None
+            if counts is not None:
+                counts = sp.csr_matrix(counts, dtype=np.float64)
+                if counts.shape != (V, V):
+                    raise ValueError(f"the given counts matrix has shape {counts.shape}, expected ({V}, {V})")
+                origin = "the caller"
+            elif checkpoints is not None:
+                counts = read_counts(checkpoints.directory / COUNTS_CHECKPOINT, key, vocab.words)
+                origin = None if counts is None else "checkpoint"
+            if counts is None and counts_from is not None:
+                found = find_counts(counts_from, key, vocab.words)
+                if found is not None:
+                    counts, origin = found
+            if counts is not None:
+                notify(progress, Progress("note", message=f"re-using the co-occurrence counts from {origin} "
+                                                          "(same corpus and counting parameters)"))
+            else:
+                counts, resumed_chunk = self._count(source, corpus_info, key, checkpoints, resume,
+                                                    checkpoint_every, progress, stats)
+                timings["count_s"] = time.perf_counter() - started
+            self.counts_ = counts
+            t = time.perf_counter()
+            weighted = ppmi(counts, self.cds, self.shift)
+            timings["ppmi_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            vectors = svd_embed(weighted, self.dim, self.eig, self.random_state, self.add_context, self.n_iter)
+            timings["svd_s"] = time.perf_counter() - t
         keep = np.diff(weighted.indptr) > 0
         words = [w for w, k in zip(vocab.words, keep.tolist()) if k]
         timings["total_s"] = time.perf_counter() - started
-        meta: dict[str, Any] = {
-            "method": self.method,
+        extra: dict[str, Any] = {
             "trainer": "PPMI (context smoothing) + scikit-learn TruncatedSVD (randomized)",
-            "params": self.get_params(),
-            "corpus": corpus_info,
-            "corpus_sha256": corpus_info["sha256"],
-            "counts_key": self.counts_key_,
-            "counts_reused": reused,
-            "count_resumed_at_chunk": None if checkpoint is None else checkpoint.resumed_chunk,
+            "counts_key": key,
+            "counts_reused": origin is not None,
+            "count_resumed_at_chunk": resumed_chunk,
             "cooccurrence": {"file": COUNTS_FILE, "shape": [V, V], "nnz": int(counts.nnz),
                              "ppmi_nnz": int(weighted.nnz)},
             "vocab_size_before_drop": V,
@@ -343,9 +382,42 @@ class SVDTrainer:
             "timings": timings,
         }
         if stats:
-            meta["tokens_counted"] = stats["tokens"]
-            meta["tokens_kept"] = stats["kept_tokens"]
+            extra["tokens_counted"] = stats["tokens"]
+            extra["tokens_kept"] = stats["kept_tokens"]
             if timings.get("count_s"):
-                meta["tokens_per_second"] = stats["tokens"] / timings["count_s"]
-        self.embeddings_ = Embeddings(words, vectors[keep], np.asarray(vocab.counts)[keep], meta)
+                extra["tokens_per_second"] = stats["tokens"] / timings["count_s"]
+        meta = ModelMeta(self.method, self.get_params(), corpus_info, train_seconds=timings["total_s"],
+                         extra=extra)
+        self.embeddings_ = Embeddings(words, vectors[keep], np.asarray(vocab.counts)[keep], meta.to_dict())
         return self
+
+    def _count(self, source: Any, corpus_info: CorpusInfo, key: str, checkpoints, resume: bool,
+               checkpoint_every: float, progress: ProgressCallback | None,
+               stats: dict[str, Any]) -> tuple[sp.csr_matrix, int | None]:
+        """Count afresh (or from the `partial/` snapshot); keep the result in `counts/`."""
+        partial = None
+        if checkpoints is not None:
+            partial = CountCheckpoint(checkpoints.directory / PARTIAL_CHECKPOINT, key, every_s=checkpoint_every,
+                                      resume=resume)
+        done = 0
+
+        def counted(n: int) -> None:
+            nonlocal done
+            done += n
+            notify(progress, Progress("count", done=done, total=corpus_info.n_tokens, unit="tok"))
+
+        counts = count_cooccurrences(source, self.vocabulary_, self.window, self.weighting, self.dynamic_window,
+                                     self.subsample, self.random_state, workers=self.workers,
+                                     progress=counted if progress is not None else None, stats=stats,
+                                     checkpoint=partial)
+        resumed = None if partial is None else partial.resumed_chunk
+        if resumed is not None:
+            notify(progress, Progress("note", message=f"resumed the count from its snapshot (chunk {resumed})"))
+        if checkpoints is not None:
+            write_counts(checkpoints.directory / COUNTS_CHECKPOINT, counts, self.vocabulary_.words, key)
+            shutil.rmtree(checkpoints.directory / PARTIAL_CHECKPOINT, ignore_errors=True)
+        return counts, resumed
+
+    def _write_extra(self, directory: Path) -> None:
+        """The co-occurrence counts (cooccurrence.npz + vocabulary + info), for re-use by later runs."""
+        write_counts(directory, self.counts_, self.vocabulary_.words, self.counts_key_)

@@ -3,7 +3,7 @@
 `create_app(config)` merges defaults, `WORDSPACE_*` environment overrides and
 the `config` mapping (tests), loads the models into a `Registry` kept in
 `app.extensions["wordspace"]` (reached through `service.registry.registry()`), and registers
-one blueprint per resource. No module globals hold state.
+one blueprint per resource (the web explorer's page is `service.page`). No module globals hold state.
 """
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from embeddings import store
 from .errors import register_error_handlers
 from .health import bp as health_bp
 from .openapi import bp as openapi_bp
+from .page import bp as page_bp
 from .registry import EXTENSION, Registry
+from .routes_explore import bp as explore_bp
 from .routes_models import bp as models_bp
 from .routes_queries import bp as queries_bp
 
@@ -105,7 +107,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     register_error_handlers(app)
 
-    for blueprint in (health_bp, models_bp, queries_bp, openapi_bp):
+    for blueprint in (health_bp, models_bp, queries_bp, explore_bp, openapi_bp, page_bp):
         app.register_blueprint(blueprint)
 
     if settings["REQUEST_NATIVE_THREADS"]:

@@ -18,8 +18,7 @@ from typing import Any, Mapping
 
 from flask import Flask, current_app
 
-from embeddings import contextual as contextual_mod
-from embeddings import store
+from embeddings import in_context, store
 from embeddings.index import INDEX_FILE, IndexReport, load_or_build, read_index_file
 from embeddings.query import WordIndex
 from embeddings.vectors import Embeddings
@@ -126,8 +125,8 @@ class Registry:
             if report.source == "loaded":
                 report.seconds = index_file.result()[1]  # read in parallel with the vectors
         contextual = None
-        if contextual_mod.is_contextual(dict(emb.meta)):
-            contextual = contextual_mod.load_contextual(resolved)
+        if in_context.is_contextual(dict(emb.meta)):
+            contextual = in_context.load_contextual(resolved)
         log.info("model %s: %d words x %d, index %s %s in %.2f s", name, len(emb), emb.dim,
                  report.kind, report.source, report.seconds)
         return LoadedModel(name, resolved, emb.meta, WordIndex(emb, backend), report, contextual)
@@ -144,7 +143,7 @@ class Registry:
         index_file = pool.submit(_timed_read, path) if INDEX_FILE in meta["files"] else None
         if not self.settings["VERIFY_CHECKSUMS"]:
             return store.load_model_dir(path, verify=False, mmap=True), index_file
-        skip_encoder = contextual_mod.is_contextual(meta)
+        skip_encoder = in_context.is_contextual(meta)
         rels = [rel for rel in meta["files"]
                 if rel != INDEX_FILE and not (skip_encoder and rel.startswith("encoder/"))]
         checks = [pool.submit(store.verify_file, path, rel, meta) for rel in rels]

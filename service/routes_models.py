@@ -5,6 +5,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from embeddings.metadata import ModelMeta
+
 from .errors import ApiError
 from .registry import LoadedModel, registry
 from .routes_common import get_model, scored
@@ -61,9 +63,10 @@ def show_model(name: str):
     model = get_model(name)
     meta = {k: v for k, v in model.meta.items() if k != "files"}
     detail = summary(model)
-    detail["hyperparameters"] = meta.get("hyperparameters") or meta.get("params") or {}
-    if "evaluation" in meta:
-        detail["evaluation"] = meta["evaluation"]
+    record = ModelMeta.from_dict(meta)
+    detail["hyperparameters"] = record.params
+    if record.evaluation:
+        detail["evaluation"] = record.evaluation
     detail["meta"] = meta
     return jsonify(detail)
 

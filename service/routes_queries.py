@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from embeddings.contextual import embed_in_context
+from embeddings.in_context import embed_in_context
 from embeddings.query import ANALOGY_METHODS, Term
 
 from .errors import ApiError, bad_request

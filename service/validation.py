@@ -25,6 +25,10 @@ MAX_TEXT_CHARS = 10_000
 MAX_VECTOR_DIM = 4096
 MAX_RESTRICT_VOCAB = 1_000_000_000
 MAX_WEIGHT = 1e6
+#: The explorer's maps: words per projection request, words on a frequency map, rows to fit on.
+MAX_PROJECTION_WORDS = 500
+MAP_MIN, MAP_MAX, MAP_DEFAULT = 2, 50_000, 1_000
+FIT_TOP_MIN, FIT_TOP_MAX, FIT_TOP_DEFAULT = 2, 100_000, 10_000
 _DIGITS = re.compile(r"[0-9]{1,10}")
 
 
@@ -175,3 +179,10 @@ def query_int(args: Mapping[str, str], name: str, default: int | None, low: int,
         raise bad_request(f"query parameter '{name}' must be an integer in [{low}, {high}], got {raw[:40]!r}",
                           "invalid_parameter")
     return int(raw)
+
+
+def query_word(args: Mapping[str, str], name: str) -> str:
+    """A required word-like query-string parameter (non-empty, at most 100 characters)."""
+    if name not in args:
+        raise bad_request(f"missing required query parameter '{name}'")
+    return check_word(args[name], f"query parameter '{name}'")

@@ -36,8 +36,9 @@ def tiny_contextual(models_dir: Path, name: str = "ctx") -> None:
     """A contextual model with an (untrained) tiny word-level Transformer encoder."""
     import torch
 
-    from embeddings.contextual import TransformerEncoder, save_contextual
-    from embeddings.transformer import SPECIALS, TransformerConfig, TransformerEncoderLM
+    from embeddings.encoders import TransformerEncoder
+    from embeddings.pooling import save_contextual
+    from embeddings.transformer_model import SPECIALS, TransformerConfig, TransformerEncoderLM
 
     words = ["the", "king", "queen", "river", "bank", "money", "we", "sat", "on", "and"]
     vocab = list(SPECIALS) + words
@@ -411,7 +412,7 @@ def test_openapi_loads_in_schemathesis():
 
     schema = schemathesis.openapi.from_dict(DOC)
     operations = {(op.ok().method.upper(), op.ok().path) for op in schema.get_all_operations()}
-    assert ("POST", "/models/{name}/analogy") in operations and len(operations) == 13
+    assert ("POST", "/models/{name}/analogy") in operations and len(operations) == 19
 
 
 def test_openapi_matches_url_map(app):
@@ -421,7 +422,7 @@ def test_openapi_matches_url_map(app):
         from_app |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
     from_doc = {(path, method) for path, item in DOC["paths"].items() for method in item}
     assert from_app == from_doc
-    assert len(from_doc) == 13
+    assert len(from_doc) == 19
 
 
 def test_every_request_schema_limit_matches_validation():

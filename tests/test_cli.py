@@ -40,6 +40,43 @@ def test_every_subcommand_has_help(capsys):
         assert out.startswith("usage: wordspace " + " ".join(path)), path
 
 
+def test_every_train_command_has_the_safety_options(capsys):
+    """--overwrite everywhere; --resume and --restart wherever there are checkpoints, explained in --help."""
+    from embeddings.trainers import FAMILIES
+
+    for family in FAMILIES:
+        with pytest.raises(SystemExit):
+            main(["train", family, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert "--overwrite" in out and "replace an existing model" in out, family
+        assert "--quiet" in out, family
+        if family != "contextual":  # pooling a pretrained encoder keeps no checkpoints
+            assert "--resume" in out and "--restart" in out and "delete the checkpoint" in out, family
+
+
+def test_demo_trains_only_missing_models_and_resumes_killed_runs(tmp_path, capsys):
+    """`make demo` skips models that exist, passes --resume to the trainers that checkpoint
+    (a killed demo continues), and --overwrite only to retrain a broken model."""
+    import argparse
+
+    from wordspace.demo import run_demo
+
+    models = tmp_path / "models"
+    store.save_model(models, "cbow", Embeddings(["x", "y"], np.ones((2, 2))))
+    store.save_model(models, "svd", Embeddings(["x", "y"], np.ones((2, 2))))
+    (models / "svd" / store.VECTORS_FILE).write_bytes(b"truncated")
+    calls: list[list[str]] = []
+    args = argparse.Namespace(models=models, data=tmp_path / "data", host="127.0.0.1", port=0, no_report=True)
+    assert run_demo(args, lambda argv: calls.append(list(argv)) or 0) == 0
+    trained = {argv[argv.index("--name") + 1]: argv for argv in calls if argv[0] == "train"}
+    assert set(trained) == {"skipgram", "svd", "contextual"}
+    assert "--resume" in trained["skipgram"] and "--resume" in trained["svd"]
+    assert "--overwrite" in trained["svd"] and "--overwrite" not in trained["skipgram"]
+    parser = build_parser()
+    for argv in trained.values():
+        parser.parse_args(argv)  # every demo command line is valid
+
+
 def test_import_export_models_round_trip(tmp_path, capsys):
     emb = Embeddings(["a", "b", "c"], np.arange(6, dtype=np.float32).reshape(3, 2) / 7)
     src = export_embeddings(emb, tmp_path / "in.txt", "word2vec")

@@ -12,12 +12,11 @@ import torch
 
 from embeddings import store
 from wordspace.cli import main
-from embeddings.contextual import (
-    MINILM, ContextualModel, HFEncoder, build_contextual_model, embed_in_context, is_contextual,
-    load_contextual, make_windows, pool_static, save_contextual, select_windows, set_torch_threads,
-)
 from embeddings.corpus import prepare_corpus, tokenize
 from embeddings.datasets import benchmark_path
+from embeddings.encoders import MINILM, HFEncoder, set_torch_threads
+from embeddings.in_context import ContextualModel, embed_in_context, is_contextual, load_contextual
+from embeddings.pooling import build_contextual_model, make_windows, pool_static, save_contextual, select_windows
 from embeddings.vectors import Embeddings
 from tests.helpers import to_keyed_vectors
 
@@ -252,8 +251,10 @@ def test_cli_contextual_errors_are_one_line(tmp_path, capsys):
     assert "no *.safetensors" in err and "\n" not in err
     (empty / "model.safetensors").write_bytes(b"\x10\x00garbage")  # truncated/corrupt weights
     assert main(["train", "contextual", "--encoder", str(empty), "--corpus", "sample", "--name", "c"] + common) == 1
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("wordspace: error: cannot load the encoder") and "\n" not in err
+    # Loading the weights comes after the corpus is prepared: ignore that step's (cleared) progress bar.
+    lines = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines()
+             if line.strip() and "%|" not in line]
+    assert len(lines) == 1 and lines[0].startswith("wordspace: error: cannot load the encoder"), lines
 
 
 def test_cli_contextual_minilm_small_corpus(small_corpus, tmp_path, capsys):
@@ -266,6 +267,10 @@ def test_cli_contextual_minilm_small_corpus(small_corpus, tmp_path, capsys):
     info = emb.meta["contextual"]
     assert info["max_tokens"] == 40 and info["encoder"]["source"] == "minilm" and emb.dim == 384
     assert info["stats"]["words_pooled"] + info["stats"]["words_without_context"] == len(small_corpus.vocabulary())
+    meta = emb.meta  # the common record: the encoder spec is a parameter, pooling is the training time
+    assert meta["params"]["encoder"] == "minilm" and meta["params"]["max_tokens"] == 40
+    assert meta["corpus"]["sha256"] == small_corpus.sha256 and meta["epochs"] is None
+    assert meta["train_seconds"] == info["stats"]["seconds"]
 
 
 def test_cli_transformer_trains_pools_and_serves_lookups(tmp_path, capsys):
@@ -286,10 +291,15 @@ def test_cli_transformer_trains_pools_and_serves_lookups(tmp_path, capsys):
     emb = store.load_model(models, "tiny")
     assert emb.meta["method"] == "transformer" and len(emb) == 12 and emb.dim == 16
     assert len(emb.meta["training"]["history"]) == 2
+    assert emb.meta["epochs"] == 2 and emb.meta["params"]["d_model"] == 16 and emb.meta["params"]["d_ff"] == 64
+    assert emb.meta["train_seconds"] >= sum(h["seconds"] for h in emb.meta["training"]["history"])
     ctx = load_contextual(path)
     result = embed_in_context(ctx, emb, "w3 w4 w5 unknownword", "w4", k=3)
     assert [t["token"] for t in result["tokens"]] == ["w3", "w4", "w5", "unknownword"]
     assert len(result["neighbors"]) == 3 and result["static_similarity"] is not None
-    # --resume after a finished run reloads the last epoch instead of training again.
-    assert main(argv + ["--resume"]) == 0
+    # The finished run removed its checkpoints; the name is taken until --overwrite.
+    assert not (models / ".checkpoints" / "tiny").exists()
+    assert main(argv + ["--resume"]) == 1
+    assert "a model named 'tiny' already exists" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0  # retrained from scratch: same seed, one thread, same vectors
     assert np.allclose(store.load_model(models, "tiny").vectors, emb.vectors, atol=1e-6)

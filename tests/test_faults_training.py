@@ -64,15 +64,9 @@ def svd_corpus(tmp_path_factory) -> PreparedCorpus:
 
 
 def _epoch_dirs(ckpt: Path) -> list[int]:
-    """word2vec: complete checkpoints are epoch-NNNN/ directories."""
+    """word2vec and the Transformer: complete checkpoints are epoch-NNNN/ directories (renamed into place)."""
     return sorted(int(m.group(1)) for p in ckpt.glob("epoch-*")
                   if p.is_dir() and (m := re.fullmatch(r"epoch-(\d+)", p.name)))
-
-
-def _epoch_files(ckpt: Path) -> list[int]:
-    """Transformer: complete checkpoints are epoch-NNNN.pt files (renamed into place)."""
-    return sorted(int(m.group(1)) for p in ckpt.glob("epoch-*.pt")
-                  if (m := re.fullmatch(r"epoch-(\d+)\.pt", p.name)))
 
 
 def _svd_counts(ckpt: Path) -> list[int]:
@@ -97,14 +91,14 @@ class Trainer:
 TRAINERS = {
     "skipgram": Trainer("skipgram", ["--dim", "12", "--window", "3", "--epochs", "14", "--workers", "1",
                                      "--seed", "5", "--min-count", "1", "--quiet"], _epoch_dirs,
-                        re.compile(r"resuming \w+ from the checkpoint after epoch (\d+)"), 14, 2, "tiny_corpus"),
+                        re.compile(r"resuming \w+ from \S+ \(epoch (\d+)/"), 14, 2, "tiny_corpus"),
     "svd": Trainer("svd", ["--dim", "30", "--window", "3", "--min-count", "1", "--seed", "3", "--quiet"],
                    _svd_counts, re.compile(r"re-using the co-occurrence counts from checkpoint()"), 1, 1,
                    "svd_corpus"),
     "transformer": Trainer("transformer", ["--d-model", "16", "--layers", "1", "--heads", "2", "--max-len", "16",
                                            "--epochs", "3", "--batch-size", "64", "--threads", "1",
-                                           "--min-count", "1", "--seed", "2"], _epoch_files,
-                           re.compile(r"resuming from \S+ \(epoch (\d+)"), 3, 1, "micro_corpus"),
+                                           "--min-count", "1", "--seed", "2"], _epoch_dirs,
+                           re.compile(r"resuming \w+ from \S+ \(epoch (\d+)/"), 3, 1, "micro_corpus"),
 }
 
 
@@ -233,7 +227,7 @@ CHECKPOINT_NAMES = {
     "skipgram": ("epoch-0009/input.npy", "epoch-0009/output.npy", "epoch-0009/rng_keys.npy",
                  "epoch-0010/input.npy", "epoch-0010/output.npy", "epoch-0010/rng_keys.npy"),
     "svd": ("counts/cooccurrence.npz", "counts/cooccurrence_vocab.txt"),
-    "transformer": ("epoch-0001.pt", "epoch-0002.pt", "epoch-0003.pt", "epoch-9999.pt"),
+    "transformer": ("epoch-0001/state.pt", "epoch-0002/state.pt", "epoch-0003/state.pt", "epoch-9999/state.pt"),
 }
 
 
@@ -244,8 +238,11 @@ def _plant_checkpoints(ckpt: Path, family: str, sentinel: Path, reference_models
     for directory in {p.parent for p in ckpt.rglob("*") if p.is_file()}:
         files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
                  for p in directory.iterdir() if p.is_file()}
-        if family == "skipgram":
-            (directory / "state.json").write_text(json.dumps({"format": 1, "files": files}))
+        if family in ("skipgram", "transformer"):
+            epoch = int(directory.name.split("-")[1])
+            (directory / "state.json").write_text(json.dumps({
+                "format": 1, "trainer": "word2vec" if family == "skipgram" else "transformer",
+                "epochs_done": epoch, "files": files}))
         elif family == "svd":
             # The real re-use key and vocabulary hash (from an honest run), the payload's sha256.
             info = json.loads((store.model_path(reference_models, "reference").resolve()
@@ -273,6 +270,6 @@ def test_resume_never_unpickles_planted_checkpoints(family, request, reference, 
     # or the run refused them with one clear line.
     assert code == 0 or err.strip().splitlines()[-1].startswith("wordspace: error:"), err[-2000:]
     assert "Traceback" not in err
-    refused = {"skipgram": "skipped broken checkpoint", "transformer": "skipping"}.get(family)
+    refused = {"skipgram": "skipped broken checkpoint", "transformer": "skipped broken checkpoint"}.get(family)
     if refused:  # the planted files were reached and refused, not silently ignored
         assert refused in err, err[-2000:]

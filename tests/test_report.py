@@ -10,16 +10,18 @@ import pytest
 
 from analysis.analogy import evaluate_analogies
 from analysis.datasets import read_analogies, read_word_pairs
-from analysis.report import compare_models, markdown_table, training_seconds, write_report
+from analysis.report import compare_models, markdown_table, write_report
 from analysis.similarity import evaluate_word_pairs
 from embeddings import store
+from embeddings.metadata import ModelMeta
 from wordspace.cli import main
 from tests.test_analogy import medium_embeddings
 
 
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory):
-    """A models directory with two small models, one with a training time, and a corrupt one."""
+    """A models directory with small models: alpha written the way models before `ModelMeta` were
+    (training_seconds), beta and gamma with older SVD timings and the current record, and a corrupt one."""
     google = read_analogies("google")
     models = tmp_path_factory.mktemp("report-models")
     first = medium_embeddings(google, dim=12, seed=1)
@@ -28,6 +30,9 @@ def two_models(tmp_path_factory):
     second = medium_embeddings(google, dim=10, seed=2)
     second.meta.update(method="svd", timings={"count_s": 1.0, "total_s": 3.0})
     store.save_model(models, "beta", second)
+    third = medium_embeddings(google, dim=6, seed=4)
+    third.meta.update(ModelMeta("cbow", {"vector_size": 6}, train_seconds=150.0, epochs=5).to_dict())
+    store.save_model(models, "gamma", third)
     store.save_model(models, "broken", medium_embeddings(google, dim=4, seed=3))
     vectors = models / "broken" / store.VECTORS_FILE
     vectors.write_bytes(vectors.read_bytes()[:-16])  # truncated: checksum and size mismatch
@@ -37,12 +42,13 @@ def two_models(tmp_path_factory):
 def test_compare_writes_report_and_stores_results(two_models, tmp_path):
     logs: list[str] = []
     rows = compare_models(two_models, restrict_vocab=1500, log=logs.append)
-    assert [r.name for r in rows] == ["alpha", "beta", "broken"]
-    alpha, beta, broken = rows
+    assert [r.name for r in rows] == ["alpha", "beta", "broken", "gamma"]
+    alpha, beta, broken, gamma = rows
     assert broken.error is not None and "vectors.npy" in broken.error
     assert any("broken: skipped" in line for line in logs)
-    assert (alpha.method, alpha.dim, alpha.training_seconds) == ("skipgram", 12, 12.5)
-    assert (beta.method, beta.training_seconds) == ("svd", 3.0)
+    assert (alpha.method, alpha.dim, alpha.train_seconds) == ("skipgram", 12, 12.5)
+    assert (beta.method, beta.train_seconds) == ("svd", 3.0)
+    assert (gamma.method, gamma.dim, gamma.train_seconds) == ("cbow", 6, 150.0)
 
     # The scores are those of the evaluators, with the same settings.
     emb = store.load_model(two_models, "alpha")
@@ -58,9 +64,10 @@ def test_compare_writes_report_and_stores_results(two_models, tmp_path):
     md = paths["md"].read_text(encoding="utf-8")
     assert "| model | method | dim | vocab | analogy coverage | 3CosAdd | 3CosMul" in md
     assert "| alpha | skipgram | 12 |" in md and "| broken |" in md and "failed:" in md
-    assert "12 s" in md  # time to train
+    assert "12 s" in md and "| gamma | cbow | 6 |" in md and "2.5 min" in md  # time to train
     doc = json.loads(paths["json"].read_text(encoding="utf-8"))
-    assert [m["name"] for m in doc["models"]] == ["alpha", "beta", "broken"]
+    assert [m["name"] for m in doc["models"]] == ["alpha", "beta", "broken", "gamma"]
+    assert [m["train_seconds"] for m in doc["models"]] == [12.5, 3.0, None, 150.0]
     assert doc["settings"]["restrict_vocab"] == 1500
     png = paths["png"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
@@ -87,11 +94,26 @@ def test_markdown_table_of_a_failed_only_run_and_missing_model(two_models, tmp_p
     assert "png" not in paths and paths["md"].is_file()
 
 
-def test_training_seconds_reads_the_trainers_meta():
-    assert training_seconds({"training_seconds": 4.0}) == 4.0
-    assert training_seconds({"timings": {"total_s": 9.5}}) == 9.5
-    assert training_seconds({"pooling": {"seconds": 2}}) == 2.0
-    assert training_seconds({"method": "glove"}) is None
+def test_model_meta_reads_current_and_older_models():
+    def seconds(meta):
+        return ModelMeta.from_dict(meta).train_seconds
+
+    assert seconds({"train_seconds": 7.0, "training_seconds": 4.0}) == 7.0
+    assert seconds({"training_seconds": 4.0}) == 4.0
+    assert seconds({"timings": {"total_s": 9.5}}) == 9.5
+    assert seconds({"pooling": {"seconds": 2}}) == 2.0
+    assert seconds({"contextual": {"stats": {"seconds": 3}}}) == 3.0
+    assert seconds({"method": "glove", "timings": {"total_s": True}}) is None
+    old = ModelMeta.from_dict({"method": "glove", "hyperparameters": {"dim": 50}, "corpus_sha256": "ab",
+                               "corpus_tokens": 10, "evaluation": {"x": {"accuracy": 1}}, "dim": 50})
+    assert (old.method, old.params, old.corpus.sha256, old.corpus.n_tokens) == ("glove", {"dim": 50}, "ab", 10)
+    assert old.evaluation == {"x": {"accuracy": 1}} and old.extra == {"dim": 50}
+    # The stable keys are written, the older spellings are not, and a record round-trips.
+    written = old.to_dict()
+    assert {"hyperparameters", "corpus_sha256", "corpus_tokens"}.isdisjoint(written)
+    assert ModelMeta.from_dict(written) == old
+    with pytest.raises(ValueError, match="params"):
+        ModelMeta("x", extra={"params": {}}).to_dict()
 
 
 def test_compare_command_prints_the_table(two_models, tmp_path, capsys):

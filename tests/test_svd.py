@@ -16,7 +16,7 @@ from wordspace.cli import main
 from embeddings.corpus import Vocabulary
 from embeddings.datasets import benchmark_path
 from embeddings.svd import SVDTrainer, count_cooccurrences, ppmi, svd_embed
-from embeddings.training import checkpoint_dir
+from embeddings.training import Checkpoints, UnfinishedRun, checkpoint_dir
 from tests.helpers import to_keyed_vectors
 
 TOY = [["a", "b", "c"], ["a", "c", "b", "a"]]
@@ -302,7 +302,8 @@ def test_sample_corpus_quality_meets_the_bar(sample_svd):
 def test_fit_records_meta_and_vocabulary_order(sample_svd, sample_corpus):
     emb = sample_svd.embeddings_
     meta = emb.meta
-    assert meta["method"] == "svd" and meta["corpus_sha256"] == sample_corpus.sha256
+    assert meta["method"] == "svd" and meta["corpus"]["sha256"] == sample_corpus.sha256
+    assert meta["train_seconds"] == meta["timings"]["total_s"] > 0 and meta["epochs"] is None
     assert meta["params"]["dim"] == 100 and meta["params"]["cds"] == 0.75 and meta["params"]["min_count"] == 5
     assert set(meta["timings"]) >= {"count_s", "ppmi_s", "svd_s", "total_s"}
     vocab = sample_corpus.vocabulary(5)
@@ -361,8 +362,11 @@ def test_cli_saves_counts_and_reuses_them(sample_corpus, models_dir, tmp_path, c
     assert "re-using the co-occurrence counts from model 'small'" in capsys.readouterr().err
     other = store.load_model(models_dir, "other")
     assert other.meta["counts_reused"] is True and other.dim == 6
-    # A counting parameter changes: counted again.
-    assert train(models_dir, tmp_path, *corpus, "--name", "other", "--dim", "6", "--window", "2") == 0
+    # A counting parameter changes: counted again (replacing "other" needs --overwrite).
+    assert train(models_dir, tmp_path, *corpus, "--name", "other", "--dim", "6", "--window", "2") == 1
+    assert "a model named 'other' already exists" in capsys.readouterr().err
+    assert train(models_dir, tmp_path, *corpus, "--name", "other", "--dim", "6", "--window", "2",
+                 "--overwrite") == 0
     assert "re-using" not in capsys.readouterr().err
     assert store.load_model(models_dir, "other").meta["counts_reused"] is False
 
@@ -413,6 +417,68 @@ def test_cli_resume_continues_a_killed_count(sample_corpus, models_dir, tmp_path
     resumed = store.load_model(models_dir, "killed", mmap=False)
     assert resumed.meta["count_resumed_at_chunk"] == 5
     np.testing.assert_array_equal(resumed.vectors, reference.vectors)
+
+
+def test_fit_keeps_counts_in_the_checkpoint_dir_and_refuses_to_drop_them(sample_corpus, models_dir, tmp_path):
+    options = dict(dim=8, min_count=40, random_state=5)
+    ckpt = checkpoint_dir(models_dir, "m")
+    events = []
+    fitted = SVDTrainer(**options).fit(sample_corpus, checkpoint_dir=ckpt, progress=events.append)
+    counted = [e for e in events if e.stage == "count"]
+    assert counted and counted[-1].done == counted[-1].total == sample_corpus.n_tokens
+    assert svd.read_counts(ckpt / "counts", fitted.counts_key_, fitted.vocabulary_.words) is not None
+    # A second fit without resume must not silently drop (or re-use) what is there.
+    with pytest.raises(UnfinishedRun, match=r"\(counts\).*--resume.*--restart"):
+        SVDTrainer(**options).fit(sample_corpus, checkpoint_dir=ckpt)
+    events.clear()
+    resumed = SVDTrainer(**options).fit(sample_corpus, checkpoint_dir=ckpt, resume=True, progress=events.append)
+    assert [e.message for e in events if e.stage == "note"] == [
+        "re-using the co-occurrence counts from checkpoint (same corpus and counting parameters)"]
+    assert not [e for e in events if e.stage == "count"]
+    np.testing.assert_array_equal(resumed.embeddings_.vectors, fitted.embeddings_.vectors)
+    # Another process training the same name holds the lock.
+    with Checkpoints(ckpt).lock():
+        with pytest.raises(ValueError, match="another process is training"):
+            SVDTrainer(**options).fit(sample_corpus, checkpoint_dir=ckpt, resume=True)
+
+
+def test_find_counts_and_counts_from(sample_corpus, models_dir):
+    first = SVDTrainer(dim=8, min_count=40, random_state=5).fit(sample_corpus)
+    first.save(models_dir, "first")
+    key, words = first.counts_key_, first.vocabulary_.words
+    counts, origin = svd.find_counts(models_dir, key, words)
+    assert origin == "model 'first'" and (counts != first.counts_).nnz == 0
+    assert svd.find_counts(models_dir, "other-key", words) is None
+    # Only dim/eig change: the counts come from "first", and the vectors equal a fresh count's.
+    events = []
+    again = SVDTrainer(dim=6, eig=0.0, min_count=40, random_state=5).fit(
+        sample_corpus, counts_from=models_dir, progress=events.append)
+    assert again.embeddings_.meta["counts_reused"] is True
+    assert "from model 'first'" in [e.message for e in events if e.stage == "note"][0]
+    fresh = SVDTrainer(dim=6, eig=0.0, min_count=40, random_state=5).fit(sample_corpus)
+    np.testing.assert_array_equal(again.embeddings_.vectors, fresh.embeddings_.vectors)
+    # A damaged saved matrix is not used.
+    npz = store.model_path(models_dir, "first").resolve() / "cooccurrence.npz"
+    npz.write_bytes(npz.read_bytes()[:-10])
+    assert svd.find_counts(models_dir, key, words) is None
+
+
+def test_train_model_svd_refuses_a_killed_runs_counts_until_resume(sample_corpus, models_dir, tmp_path, capsys):
+    corpus = ["--corpus", str(sample_corpus.directory), "--min-count", "40", "--dim", "8", "--seed", "5"]
+    trainer = SVDTrainer(dim=8, min_count=40, random_state=5)
+    vocab = trainer.vocabulary(sample_corpus)
+    key = trainer.counts_key(sample_corpus.sha256, vocab)
+    svd.write_counts(checkpoint_dir(models_dir, "killed") / "counts", count_cooccurrences(sample_corpus, vocab),
+                     vocab.words, key)
+    capsys.readouterr()
+    assert train(models_dir, tmp_path, *corpus, "--name", "killed") == 1
+    err = capsys.readouterr().err
+    assert "unfinished run (counts)" in err and "--resume" in err
+    assert (checkpoint_dir(models_dir, "killed") / "counts" / "cooccurrence.npz").is_file()
+    assert train(models_dir, tmp_path, *corpus, "--name", "killed", "--restart") == 0
+    assert "re-using" not in capsys.readouterr().err  # --restart deleted the counts: counted again
+    assert store.load_model(models_dir, "killed").meta["counts_reused"] is False
+    assert not checkpoint_dir(models_dir, "killed").exists()
 
 
 def test_damaged_or_pickled_counts_are_never_used(tmp_path):

@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from embeddings.corpus import prepare_corpus
-from embeddings.transformer import (
-    IGNORE, MASK_ID, N_SPECIAL, PAD_ID, TransformerConfig, TransformerEncoderLM, TransformerMLM,
-    apply_rope, load_checkpoint, mask_tokens, pad_batch, rope_tables, sinusoidal_encoding,
+from embeddings.transformer_model import (
+    IGNORE, MASK_ID, N_SPECIAL, PAD_ID, TransformerConfig, TransformerEncoderLM, apply_rope, load_checkpoint,
+    mask_tokens, pad_batch, rope_tables, sinusoidal_encoding,
 )
+from embeddings.training import UnfinishedRun
+from embeddings.transformer_train import TransformerMLM
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -144,8 +146,10 @@ def test_config_validation_names_the_bad_value():
         TransformerConfig(d_model=30, n_heads=4).validate()
     with pytest.raises(ValueError, match="positional"):
         TransformerConfig(positional="learned").validate()
-    with pytest.raises(ValueError, match="epochs"):
+    with pytest.raises(ValueError, match="epochs must be >= 1, got 0"):
         tiny(epochs=0).fit(None)
+    with pytest.raises(ValueError, match="divisible"):  # the shape is checked before any corpus work
+        tiny(d_model=30, n_heads=4).fit(None)
 
 
 def test_learns_a_deterministic_grammar(grammar_corpus):
@@ -157,28 +161,74 @@ def test_learns_a_deterministic_grammar(grammar_corpus):
     assert losses[-1] < losses[0]
 
 
+class _Stop(Exception):
+    pass
+
+
+def _stop_after(epoch: int):
+    """A progress callback that interrupts training once epoch `epoch` has ended (like a kill)."""
+    def progress(event):
+        if event.stage == "epoch" and event.epoch == epoch:
+            raise _Stop
+    return progress
+
+
 def test_resume_from_checkpoint_equals_uninterrupted_run(grammar_corpus, tmp_path):
-    full_dir, resumed_dir = tmp_path / "full", tmp_path / "resumed"
-    tiny(epochs=3, dropout=0.1, checkpoint_dir=full_dir).fit(grammar_corpus)
-    assert sorted(p.name for p in full_dir.iterdir()) == ["epoch-0002.pt", "epoch-0003.pt"]
-    # A run killed after epoch 2 leaves exactly that checkpoint behind.
-    resumed_dir.mkdir()
-    shutil.copy(full_dir / "epoch-0002.pt", resumed_dir / "epoch-0002.pt")
-    tiny(epochs=3, dropout=0.1, checkpoint_dir=resumed_dir, resume=True).fit(grammar_corpus)
-    full = load_checkpoint(full_dir / "epoch-0003.pt")
-    resumed = load_checkpoint(resumed_dir / "epoch-0003.pt")
-    assert resumed["step"] == full["step"] and resumed["epoch"] == 3
-    for key, tensor in full["model"].items():
-        assert torch.equal(tensor, resumed["model"][key]), key
-    for sid, state in full["optimizer"]["state"].items():
-        assert torch.equal(state["exp_avg"], resumed["optimizer"]["state"][sid]["exp_avg"])
-    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in full["history"]]
+    full = tiny(epochs=3, dropout=0.1).fit(grammar_corpus)
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Stop):
+        tiny(epochs=3, dropout=0.1).fit(grammar_corpus, checkpoint_dir=ckpt, progress=_stop_after(2))
+    # One checkpoint directory per epoch, older ones pruned; the dict is read with weights_only.
+    assert sorted(p.name for p in ckpt.iterdir()) == [".lock", "epoch-0002"]
+    assert sorted(p.name for p in (ckpt / "epoch-0002").iterdir()) == ["state.json", "state.pt"]
+    saved = load_checkpoint(ckpt / "epoch-0002" / "state.pt")
+    assert saved["epoch"] == 2 and len(saved["history"]) == 2
+    events = []
+    resumed = tiny(epochs=3, dropout=0.1).fit(grammar_corpus, checkpoint_dir=ckpt, resume=True,
+                                             progress=events.append)
+    assert resumed.resumed_from_epoch_ == 2
+    assert [e.message for e in events if e.stage == "note"] == [
+        f"resuming transformer from {ckpt / 'epoch-0002'} (epoch 2/3 done)"]
+    assert [e.epoch for e in events if e.stage == "epoch"] == [3]
+    for key, tensor in full.model_.state_dict().items():
+        assert torch.equal(tensor, resumed.model_.state_dict()[key]), key
+    assert [h["train_loss"] for h in resumed.history_] == [h["train_loss"] for h in full.history_]
+    assert sorted(p.name for p in ckpt.iterdir()) == [".lock", "epoch-0003"]
 
 
-def test_resume_refuses_other_settings(grammar_corpus, tmp_path):
-    tiny(epochs=1, checkpoint_dir=tmp_path).fit(grammar_corpus)
-    with pytest.raises(ValueError, match="different trainer"):
-        tiny(epochs=2, checkpoint_dir=tmp_path, resume=True).fit(grammar_corpus)
+def test_resume_refuses_other_settings_and_a_fresh_run_keeps_the_checkpoint(grammar_corpus, tmp_path):
+    tiny(epochs=1).fit(grammar_corpus, checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"cannot resume .*epochs=1 in the checkpoint, 2 now"):
+        tiny(epochs=2).fit(grammar_corpus, checkpoint_dir=tmp_path, resume=True)
+    with pytest.raises(UnfinishedRun, match="--resume"):
+        tiny(epochs=1).fit(grammar_corpus, checkpoint_dir=tmp_path)
+    assert (tmp_path / "epoch-0001" / "state.pt").is_file()
+
+
+def test_a_corrupt_checkpoint_is_skipped_with_a_note(grammar_corpus, tmp_path):
+    with pytest.raises(_Stop):
+        tiny(epochs=2).fit(grammar_corpus, checkpoint_dir=tmp_path, progress=_stop_after(1))
+    state = tmp_path / "epoch-0001" / "state.pt"
+    state.write_bytes(state.read_bytes()[:-100])
+    events = []
+    trainer = tiny(epochs=2).fit(grammar_corpus, checkpoint_dir=tmp_path, resume=True, progress=events.append)
+    notes = [e.message for e in events if e.stage == "note"]
+    assert trainer.resumed_from_epoch_ is None and len(trainer.history_) == 2
+    assert "skipped broken checkpoint" in notes[0] and "checksum" in notes[0]
+    assert notes[1] == "no usable checkpoint: training from scratch"
+
+
+def test_fit_reports_progress_and_prints_nothing(grammar_corpus, capsys):
+    events = []
+    trainer = tiny(epochs=2).fit(grammar_corpus, progress=events.append)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    epochs = [e for e in events if e.stage == "epoch"]
+    assert [e.epoch for e in epochs] == [1, 2] and all(e.epochs == 2 for e in epochs)
+    assert [e.loss for e in epochs] == [h["train_loss"] for h in trainer.history_]
+    assert epochs[-1].metrics["held-out masked ppl"] == trainer.history_[-1]["heldout_ppl"]
+    batches = [e for e in events if e.stage == "train"]
+    assert batches and batches[-1].done == batches[-1].total and batches[-1].unit == "batch"
 
 
 def test_checkpoint_loader_refuses_pickled_code_and_truncation(tmp_path):
@@ -224,13 +274,14 @@ def test_kill_during_training_then_resume_matches_uninterrupted(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpts = killed / ".checkpoints" / "m"
     deadline = time.monotonic() + 120
-    while not (ckpts / "epoch-0002.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (ckpts / "epoch-0002").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not (ckpts / "epoch-0012.pt").exists()
+    assert not (ckpts / "epoch-0012").exists()
     assert main(["train", "transformer", *common, "--models", str(killed), "--resume"]) == 0
+    assert not ckpts.exists()  # a finished run removes its checkpoints
     assert main(["train", "transformer", *common, "--models", str(tmp_path / "straight")]) == 0
     resumed = store.load_model(killed, "m")
     straight = store.load_model(tmp_path / "straight", "m")

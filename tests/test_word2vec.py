@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -18,9 +19,10 @@ from embeddings import store
 from wordspace.cli import main
 from embeddings.corpus import prepare_corpus
 from embeddings.datasets import benchmark_path
-from embeddings.training import checkpoint_dir
+from embeddings.trainers import make_trainer, train_model
+from embeddings.training import Checkpoints, UnfinishedRun, checkpoint_dir
 from embeddings.word2vec import (CBOW, CONTEXT_FILE, SkipGram, Word2VecTrainer, load_context,
-                                 load_with_context, save_trained, stable_hash, with_context)
+                                 load_with_context, stable_hash, with_context)
 from tests.helpers import to_keyed_vectors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,11 +88,12 @@ def test_meta_records_the_run(skipgram_sample, cbow_sample, sample_corpus):
     for trainer, method in ((skipgram_sample, "skipgram"), (cbow_sample, "cbow")):
         meta = trainer.embeddings_.meta
         assert meta["method"] == method
-        assert meta["corpus_sha256"] == sample_corpus.sha256
+        assert meta["corpus"]["sha256"] == sample_corpus.sha256
+        assert meta["corpus"]["n_tokens"] == sample_corpus.n_tokens and meta["epochs"] == 20
         assert meta["params"]["sg"] == (method == "skipgram") and meta["params"]["epochs"] == 20
         assert meta["params"]["vector_size"] == trainer.embeddings_.dim == 100
         assert len(meta["epoch_losses"]) == 20 and all(loss > 0 for loss in meta["epoch_losses"])
-        assert meta["training_seconds"] > 0 and meta["resumed_from_epoch"] is None
+        assert meta["train_seconds"] > 0 and meta["resumed_from_epoch"] is None
         # min_count=5 on our own vocabulary gives exactly gensim's vocabulary, most frequent first.
         vocab = sample_corpus.vocabulary(5)
         assert set(trainer.embeddings_.words) == set(vocab.words)
@@ -101,7 +104,7 @@ def test_meta_records_the_run(skipgram_sample, cbow_sample, sample_corpus):
 def test_context_vectors_and_w_plus_c(skipgram_sample, models_dir):
     emb, context = skipgram_sample.embeddings_, skipgram_sample.context_vectors_
     assert context.shape == emb.vectors.shape and not np.allclose(context, 0)
-    path = save_trained(skipgram_sample, models_dir, "sg")
+    path = skipgram_sample.save(models_dir, "sg")
     meta = store.read_meta(path)
     assert meta["keep_context"] is True and CONTEXT_FILE in meta["files"]
     np.testing.assert_array_equal(load_context(path), context)
@@ -114,8 +117,11 @@ def test_context_vectors_and_w_plus_c(skipgram_sample, models_dir):
 
 
 def test_model_without_context_has_no_context_file(cbow_sample, models_dir):
-    path = save_trained(cbow_sample, models_dir, "cb")
+    path = cbow_sample.save(models_dir, "cb")
     assert not (path / CONTEXT_FILE).exists()
+    with pytest.raises(store.ModelExists, match="already exists"):
+        cbow_sample.save(models_dir, "cb")
+    assert cbow_sample.save(models_dir, "cb", overwrite=True) == path
     with pytest.raises(store.ModelError, match="keep-context"):
         load_context(path)
 
@@ -191,10 +197,11 @@ class _Stop(Exception):
 
 
 def _stop_after(epoch: int):
-    def on_epoch(report):
-        if report.epoch == epoch:
+    """A progress callback that interrupts training once epoch `epoch` has ended."""
+    def progress(event):
+        if event.stage == "epoch" and event.epoch == epoch:
             raise _Stop
-    return on_epoch
+    return progress
 
 
 @pytest.mark.parametrize("sg", [0, 1])
@@ -202,12 +209,12 @@ def test_resume_equals_uninterrupted_run(sg, small_corpus, tmp_path):
     uninterrupted = Word2VecTrainer(sg=sg, **SMALL).fit(small_corpus).embeddings_
     ckpt = tmp_path / "ckpt"
     with pytest.raises(_Stop):
-        Word2VecTrainer(sg=sg, **SMALL).fit(small_corpus, checkpoint_dir=ckpt, on_epoch=_stop_after(2))
+        Word2VecTrainer(sg=sg, **SMALL).fit(small_corpus, checkpoint_dir=ckpt, progress=_stop_after(2))
     assert sorted(p.name for p in ckpt.iterdir()) == [".lock", "epoch-0002"]
     state = json.loads((ckpt / "epoch-0002" / "state.json").read_text())
     assert state["epochs_done"] == 2 and len(state["epoch_losses"]) == 2
     resumed = Word2VecTrainer(sg=sg, **SMALL).fit(small_corpus, checkpoint_dir=ckpt, resume=True)
-    assert resumed.resume_info_.resumed_from_epoch == 2
+    assert resumed.resumed_from_epoch_ == 2
     np.testing.assert_array_equal(resumed.embeddings_.vectors, uninterrupted.vectors)
     assert resumed.embeddings_.meta["epoch_losses"] == uninterrupted.meta["epoch_losses"]
     assert resumed.embeddings_.meta["resumed_from_epoch"] == 2
@@ -216,7 +223,7 @@ def test_resume_equals_uninterrupted_run(sg, small_corpus, tmp_path):
 def test_resume_skips_a_corrupt_checkpoint_and_refuses_other_settings(small_corpus, tmp_path):
     ckpt = tmp_path / "ckpt"
     with pytest.raises(_Stop):
-        CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt, on_epoch=_stop_after(1))
+        CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt, progress=_stop_after(1))
     with pytest.raises(ValueError, match=r"window \(--window\)=4 in the checkpoint, 5 now"):
         CBOW(**{**SMALL, "window": 5}).fit(small_corpus, checkpoint_dir=ckpt, resume=True)
     with pytest.raises(ValueError, match="sg=0 in the checkpoint, 1 now"):
@@ -225,8 +232,8 @@ def test_resume_skips_a_corrupt_checkpoint_and_refuses_other_settings(small_corp
         handle.seek(-16, os.SEEK_END)
         handle.write(b"\xff" * 8)
     trainer = CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt, resume=True)
-    assert trainer.resume_info_.resumed_from_epoch is None
-    assert any("checksum" in note for note in trainer.resume_info_.notes)
+    assert trainer.resumed_from_epoch_ is None
+    assert any("checksum" in note for note in trainer.notes_)
     np.testing.assert_array_equal(trainer.embeddings_.vectors, CBOW(**SMALL).fit(small_corpus).embeddings_.vectors)
 
 
@@ -234,9 +241,64 @@ def test_resume_refuses_another_corpus(small_corpus, planted_corpus, tmp_path):
     ckpt = tmp_path / "ckpt"
     params = {**SMALL, "min_count": 1}
     with pytest.raises(_Stop):
-        CBOW(**params).fit(small_corpus, checkpoint_dir=ckpt, on_epoch=_stop_after(1))
+        CBOW(**params).fit(small_corpus, checkpoint_dir=ckpt, progress=_stop_after(1))
     with pytest.raises(ValueError, match="another corpus"):
         CBOW(**params).fit(planted_corpus, checkpoint_dir=ckpt, resume=True)
+
+
+def test_a_fresh_fit_refuses_to_drop_an_unfinished_run(small_corpus, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Stop):
+        CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt, progress=_stop_after(1))
+    before = {p.name: p.read_bytes() for p in (ckpt / "epoch-0001").iterdir()}
+    with pytest.raises(UnfinishedRun, match=r"unfinished run \(epoch-0001\).*--resume.*--restart"):
+        CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt)
+    assert {p.name: p.read_bytes() for p in (ckpt / "epoch-0001").iterdir()} == before  # kept, untouched
+    Checkpoints(ckpt).discard()
+    assert Checkpoints(ckpt).leftovers() == []
+    assert CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt).resumed_from_epoch_ is None
+
+
+def test_progress_events(small_corpus, tmp_path):
+    events = []
+    CBOW(**SMALL).fit(small_corpus, progress=events.append)
+    epochs = [e for e in events if e.stage == "epoch"]
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert all(e.epochs == 3 and e.loss > 0 and e.rate > 0 and e.seconds > 0 for e in epochs)
+    assert epochs[0].metrics["loss_change"] is None
+    assert epochs[1].metrics["loss_change"] == pytest.approx((epochs[1].loss - epochs[0].loss) / epochs[0].loss)
+    train = [e for e in events if e.stage == "train"]
+    assert [e.done for e in train] == [i * small_corpus.n_tokens for i in range(4)]
+    assert {e.total for e in train} == {3 * small_corpus.n_tokens}
+    # A resumed run says where it started from, and reports only the epochs it trains.
+    ckpt = tmp_path / "ckpt"
+    with pytest.raises(_Stop):
+        CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt, progress=_stop_after(2))
+    events.clear()
+    CBOW(**SMALL).fit(small_corpus, checkpoint_dir=ckpt, resume=True, progress=events.append)
+    notes = [e.message for e in events if e.stage == "note"]
+    assert notes == [f"resuming cbow from {ckpt / 'epoch-0002'} (epoch 2/3 done)"]
+    assert [e.epoch for e in events if e.stage == "epoch"] == [3]
+
+
+def test_registry_and_train_model(small_corpus, tmp_path):
+    with pytest.raises(ValueError, match="unknown model family 'glove'; choose one of cbow, skipgram, svd"):
+        make_trainer("glove")
+    with pytest.raises(ValueError, match=r"unknown parameter for cbow: dim \(accepted: vector_size"):
+        make_trainer("cbow", dim=8)
+    with pytest.raises(ValueError, match="unknown parameter for skipgram: sg"):  # fixed by the family
+        make_trainer("skipgram", sg=0)
+    trainer = make_trainer("skipgram", epochs=2)
+    assert isinstance(trainer, SkipGram) and trainer.sg == 1 and trainer.epochs == 2
+    models = tmp_path / "models"
+    emb = train_model("cbow", small_corpus.directory, name="reg", models_dir=models, **SMALL)
+    np.testing.assert_array_equal(emb.vectors, CBOW(**SMALL).fit(small_corpus).embeddings_.vectors)
+    np.testing.assert_array_equal(store.load_model(models, "reg").vectors, emb.vectors)
+    assert not checkpoint_dir(models, "reg").exists()
+    with pytest.raises(store.ModelExists):
+        train_model("cbow", tmp_path / "no-such-corpus", name="reg", models_dir=models, **SMALL)
+    with pytest.raises(ValueError, match="exclude each other"):
+        train_model("cbow", small_corpus.directory, name="x", models_dir=models, resume=True, restart=True)
 
 
 def test_kill_9_then_cli_resume_equals_uninterrupted(small_corpus, tmp_path):
@@ -319,6 +381,72 @@ def test_cli_trains_saves_and_clears_checkpoints(small_corpus, tmp_path, capsys)
     assert not checkpoint_dir(models, "sg1").exists()
     [info] = store.list_models(models)
     assert info.error is None and info.method == "skipgram"
+
+
+def test_cli_refuses_an_existing_name_before_any_corpus_work(small_corpus, tmp_path, capsys):
+    models = tmp_path / "models"
+    base = ["train", "cbow", "--name", "taken", "--dim", "8", "--epochs", "1", "--min-count", "3",
+            "--workers", "1", "--models", str(models), "--quiet"]
+    assert main(base + ["--corpus", str(small_corpus.directory)]) == 0
+    first = store.load_model(models, "taken", mmap=False)
+    capsys.readouterr()
+    # The corpus does not exist: the name error must come first.
+    assert main(base + ["--corpus", str(tmp_path / "no-such-corpus.txt")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wordspace: error: a model named 'taken' already exists") and "--overwrite" in err
+    assert "\n" not in err
+    assert main(base + ["--corpus", str(small_corpus.directory), "--seed", "9", "--overwrite"]) == 0
+    second = store.load_model(models, "taken")
+    assert second.meta["params"]["seed"] == 9 and not np.array_equal(first.vectors, second.vectors)
+
+
+def test_cli_keeps_a_killed_runs_checkpoint_until_resume_or_restart(small_corpus, tmp_path, capsys):
+    models = tmp_path / "models"
+    ckpt = checkpoint_dir(models, "run")
+    params = dict(vector_size=8, window=3, min_count=3, epochs=3, workers=1, seed=4)
+    with pytest.raises(_Stop):  # what a kill after epoch 1 leaves behind
+        CBOW(**params).fit(small_corpus, checkpoint_dir=ckpt, progress=_stop_after(1))
+    argv = ["train", "cbow", "--corpus", str(small_corpus.directory), "--name", "run", "--dim", "8", "--window", "3",
+            "--min-count", "3", "--epochs", "3", "--workers", "1", "--seed", "4", "--models", str(models), "--quiet"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wordspace: error:") and "unfinished run" in err and "\n" not in err
+    assert "--resume" in err and "--restart" in err
+    assert (ckpt / "epoch-0001" / "state.json").is_file() and not store.model_path(models, "run").exists()
+    with pytest.raises(SystemExit):  # argparse: not allowed with each other
+        main(argv + ["--resume", "--restart"])
+    capsys.readouterr()
+    assert main(argv + ["--restart"]) == 0
+    assert "resuming" not in capsys.readouterr().err
+    assert not ckpt.exists()
+    np.testing.assert_array_equal(store.load_model(models, "run").vectors,
+                                  CBOW(**params).fit(small_corpus).embeddings_.vectors)
+
+
+def test_ctrl_c_prints_the_resume_command_that_continues(small_corpus, tmp_path):
+    models = tmp_path / "models"
+    argv = ["train", "skipgram", "--corpus", str(small_corpus.directory), "--name", "int", "--dim", "8",
+            "--window", "3", "--epochs", "60", "--workers", "1", "--seed", "3", "--models", str(models),
+            "--quiet", "--restart"]
+    child = subprocess.Popen([sys.executable, "-m", "wordspace.cli", *argv], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ckpt = checkpoint_dir(models, "int")
+    deadline = time.monotonic() + 120
+    while not list(ckpt.glob("epoch-*")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _out, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err
+    lines = [line.strip() for line in err.splitlines() if line.strip().startswith("wordspace train ")]
+    assert len(lines) == 1, err
+    command = shlex.split(lines[0])
+    assert command == ["wordspace", *[a for a in argv if a != "--restart"], "--resume"]
+    assert err.strip().endswith("wordspace: interrupted")
+    assert main(command[1:]) == 0
+    resumed = store.load_model(models, "int")
+    assert resumed.meta["resumed_from_epoch"] >= 1
+    reference = SkipGram(vector_size=8, window=3, epochs=60, workers=1, seed=3).fit(small_corpus).embeddings_
+    np.testing.assert_array_equal(resumed.vectors, reference.vectors)
 
 
 @pytest.mark.parametrize("args, message", [

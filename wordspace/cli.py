@@ -11,7 +11,8 @@ from typing import Callable, Sequence
 from embeddings import store
 from embeddings.corpus import TokenizerConfig, prepare_corpus
 from embeddings.datasets import write_sample_corpus
-from embeddings.formats import FORMATS, export_embeddings, import_embeddings, import_glove_6b_50d
+from embeddings.formats import (FORMATS, PROJECTOR_FILES, export_embeddings, export_projector, import_embeddings,
+                                import_glove_6b_50d)
 from embeddings.query import ANALOGY_METHODS, MissingWords
 
 from . import cli_analysis, cli_service, cli_svd, cli_transformer, cli_word2vec, demo
@@ -53,8 +54,19 @@ def _cmd_import(args: argparse.Namespace) -> None:
     print(f"imported {len(emb)} words x {emb.dim} dims as model {name!r} ({path})")
 
 
+#: `wordspace export --format`: the vector file formats, and the TF Projector's directory.
+EXPORT_FORMATS = FORMATS + ("projector",)
+
+
 def _cmd_export(args: argparse.Namespace) -> None:
     emb = store.load_model(models_dir(args), args.name)
+    if args.limit is not None:
+        emb = emb.subset(args.limit)
+    if args.format == "projector":
+        export_projector(emb, args.out, args.name)
+        print(f"wrote {len(emb)} vectors to {args.out}/ ({', '.join(PROJECTOR_FILES)}); load them at "
+              "https://projector.tensorflow.org ('Load') or point TensorBoard's --logdir at the directory")
+        return
     export_embeddings(emb, args.out, args.format)
     print(f"wrote {len(emb)} vectors to {args.out} ({args.format})")
 
@@ -188,10 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("export", parents=[common], help="export a model to a vector file",
-                       description="Write a model as word2vec text, word2vec binary or GloVe text.")
+                       description="Write a model as word2vec text, word2vec binary or GloVe text, or "
+                                   "(--format projector) as the TensorFlow Embedding Projector's files in the "
+                                   "directory --out: vectors.tsv, metadata.tsv, projector_config.pbtxt.")
     p.add_argument("name", help="model name")
-    p.add_argument("--format", choices=FORMATS, required=True)
-    p.add_argument("--out", required=True, type=Path, help="output file")
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True)
+    p.add_argument("--out", required=True, type=Path, help="output file (a directory for projector)")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+                   help="only the first N words, the most frequent for trained models (the Projector "
+                        "handles up to about 100,000 points)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("models", parents=[common], help="list the models",
@@ -219,7 +236,9 @@ USER_ERRORS = (UserError, ValueError, MissingWords, store.ModelNotFound, OSError
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `wordspace` console script."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # for messages that repeat the command line (e.g. the --resume line after Ctrl-C)
     handler: Callable[[argparse.Namespace], int | None] = args.func
     try:
         return int(handler(args) or 0)

