@@ -253,3 +253,52 @@ def test_readme_python_example_runs(glove_dir, tmp_path):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "hitler" in result.stdout
+
+
+# -- training from Python ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_text(sample_corpus, tmp_path_factory) -> Path:
+    """The first 30k tokens of the sample corpus as a raw text file, 300 per line."""
+    with open(sample_corpus.path, encoding="utf-8") as handle:
+        tokens = handle.read(400_000).split()[:30_000]
+    raw = tmp_path_factory.mktemp("small-text") / "small.txt"
+    raw.write_text("".join(" ".join(tokens[i:i + 300]) + "\n" for i in range(0, len(tokens), 300)),
+                   encoding="utf-8")
+    return raw
+
+
+SMALL_W2V = dict(vector_size=24, window=4, min_count=3, epochs=2, workers=1, seed=11)
+
+
+def test_train_from_python_equals_the_cli(small_text, tmp_path, capsys):
+    """wordspace.train and `wordspace train skipgram` with the same settings give bit-identical
+    vectors (one worker: gensim is deterministic), and the result is a queryable Model."""
+    data = tmp_path / "data"
+    model = wordspace.train("skipgram", small_text, name="py", models_dir=tmp_path / "py", data_dir=data,
+                            progress=False, **SMALL_W2V)
+    assert isinstance(model, wordspace.Model) and model.meta["method"] == "skipgram"
+    assert main(["train", "skipgram", "--corpus", str(small_text), "--name", "cli", "--dim", "24",
+                 "--window", "4", "--min-count", "3", "--epochs", "2", "--workers", "1", "--seed", "11",
+                 "--quiet", "--models", str(tmp_path / "cli"), "--data", str(data)]) == 0
+    cli = wordspace.load("cli", tmp_path / "cli")
+    assert cli.words == model.words
+    np.testing.assert_array_equal(cli.vectors, model.vectors)
+    assert model.most_similar(model.words[5], k=3) == cli.most_similar(cli.words[5], k=3)
+    assert wordspace.load("py", tmp_path / "py").words == model.words  # it was saved
+
+
+def test_train_from_python_refuses_an_existing_name_and_bad_params(small_text, tmp_path):
+    data, models = tmp_path / "data", tmp_path / "models"
+    first = wordspace.train("svd", small_text, name="m", models_dir=models, data_dir=data, progress=False,
+                            dim=10, min_count=3)
+    assert first.meta["method"] == "svd" and first.dim == 10
+    with pytest.raises(store.ModelExists, match="'m' already exists.*overwrite"):
+        wordspace.train("svd", small_text, name="m", models_dir=models, data_dir=data, progress=False, dim=12)
+    second = wordspace.train("svd", small_text, name="m", models_dir=models, data_dir=data, progress=False,
+                             dim=12, min_count=3, overwrite=True)
+    assert second.dim == 12 and wordspace.load("m", models).dim == 12
+    with pytest.raises(ValueError, match="unknown parameter.*dimension"):
+        wordspace.train("svd", small_text, name="x", models_dir=models, data_dir=data, dimension=5)
+    with pytest.raises(ValueError, match="unknown model family 'glove'"):
+        wordspace.train("glove", small_text, name="x", models_dir=models, data_dir=data)
+    assert set(wordspace.FAMILIES) == {"cbow", "skipgram", "svd", "contextual", "transformer"}

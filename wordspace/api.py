@@ -1,6 +1,7 @@
 """The public Python API: `wordspace.load(name)` gives a `Model` that answers the same
 queries as the REST API (through the one query layer, `embeddings.query`) and
-evaluates itself on the standard benchmarks; `wordspace.models()` lists what
+evaluates itself on the standard benchmarks; `wordspace.train(...)` trains and saves
+a model exactly as `wordspace train` does; `wordspace.models()` lists what
 `wordspace models` lists.
 
     >>> import wordspace
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from gensim.models import KeyedVectors
@@ -21,7 +22,10 @@ from analysis.analogy import DEFAULT_EPS, DEFAULT_RESTRICT, AnalogyReport, evalu
 from analysis.similarity import SimilarityReport, evaluate_word_pairs
 from embeddings import store
 from embeddings.query import COSMUL_EPS, Neighbor, Term, WordIndex
+from embeddings.trainers import FAMILIES, train_model
 from embeddings.vectors import Embeddings
+
+from .progress import ProgressPrinter
 
 PathLike = str | os.PathLike
 
@@ -156,3 +160,30 @@ def models(models_dir: PathLike | None = None) -> list[store.ModelInfo]:
     """Every model in the models directory, as `wordspace models` lists them (broken ones
     carry `error`)."""
     return store.list_models(resolve_models_dir(models_dir))
+
+
+def train(family: str, corpus: PathLike = "sample", *, name: str, models_dir: PathLike | None = None,
+          overwrite: bool = False, resume: bool = False, restart: bool = False, progress: bool = True,
+          data_dir: PathLike | None = None, **params: Any) -> Model:
+    """Train a `family` model on `corpus` and save it as `name`; returns the loaded `Model`.
+
+    `family` is one of "cbow", "skipgram", "svd", "contextual", "transformer"; `corpus` a
+    text file, a directory, a prepared corpus or "sample". `params` are the trainer's
+    hyper-parameters (e.g. `vector_size=100, epochs=20` for word2vec, `dim=100` for svd,
+    `encoder="minilm"` for contextual); unknown ones raise `ValueError` listing the
+    accepted ones. As with `wordspace train`: an existing model `name` is refused unless
+    `overwrite=True`, and a checkpoint left by an interrupted run must be continued
+    (`resume=True`) or dropped (`restart=True`). Progress bars go to stderr unless
+    `progress=False`.
+    """
+    directory = resolve_models_dir(models_dir)
+    printer = ProgressPrinter(quiet=not progress)
+    try:
+        emb = train_model(family, corpus, name=name, models_dir=directory, data_dir=data_dir, overwrite=overwrite,
+                          resume=resume, restart=restart, progress=printer, **params)
+    finally:
+        printer.close()
+    return Model(emb, name)
+
+
+__all__ = ["FAMILIES", "Model", "load", "models", "resolve_models_dir", "train"]

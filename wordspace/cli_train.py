@@ -1,7 +1,5 @@
 """What every `wordspace train FAMILY` command shares: the common options
-(--corpus, --name, --overwrite, --resume/--restart, --quiet), the printer that
-turns the trainers' `Progress` events into tqdm bars and one line per epoch, and
-the run itself through `embeddings.trainers.train_model`, which prints the exact
+(--corpus, --name, --overwrite, --resume/--restart, --quiet) and the run itself through `embeddings.trainers.train_model`, which prints the exact
 `--resume` command line when Ctrl-C interrupts it."""
 from __future__ import annotations
 
@@ -12,19 +10,12 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from tqdm import tqdm
-
 from embeddings import store
 from embeddings.trainers import train_model
-from embeddings.training import Progress
 from embeddings.vectors import Embeddings
 
 from .cli_common import data_dir, models_dir
-
-#: Bar titles of the long steps trainers report.
-STEPS = {"prepare": "preparing the corpus", "count": "counting co-occurrences", "train": "training",
-         "pool": "pooling contexts"}
-
+from .progress import ProgressPrinter
 
 def add_train_options(p: argparse.ArgumentParser, default_name: str | None, checkpoints: bool = True) -> None:
     """--corpus, --name, --overwrite, --quiet and (for trainers with checkpoints) --resume / --restart."""
@@ -48,66 +39,6 @@ def add_train_options(p: argparse.ArgumentParser, default_name: str | None, chec
                                 "(without --resume or --restart such a checkpoint is kept and the command "
                                 "refuses to run)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines (notes still print)")
-
-
-def epoch_line(event: Progress) -> str:
-    """`epoch 3/5: loss 1.23 (-4.0% vs epoch 2), held-out ppl 41.2, 812,000 words/s, 2.1 s`."""
-    text = f"epoch {event.epoch}/{event.epochs}: loss {event.loss:.6g}"
-    change = event.metrics.get("loss_change")
-    if change is not None:
-        text += f" ({change:+.1%} vs epoch {event.epoch - 1})"
-    for label, value in event.metrics.items():
-        if label != "loss_change" and value is not None:
-            text += f", {label} {value:.4g}" if isinstance(value, float) else f", {label} {value}"
-    if event.rate is not None:
-        text += f", {event.rate:,.0f} {event.unit}/s"
-    if event.seconds is not None:
-        text += f", {event.seconds:.1f} s"
-    return text
-
-
-class ProgressPrinter:
-    """A `progress` callback: a tqdm bar per long step, a line per epoch, every note (even when quiet)."""
-
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-        self.stage: str | None = None
-
-    def __call__(self, event: Progress) -> None:
-        if event.stage == "note":
-            self.write(event.message)
-        elif event.stage == "epoch":
-            if not self.quiet:
-                self.write(epoch_line(event))
-        elif event.done is not None and not self.quiet:
-            self._advance(event)
-
-    def _advance(self, event: Progress) -> None:
-        desc = STEPS.get(event.stage, event.stage)
-        if event.epoch is not None and event.epochs is not None:
-            desc += f", epoch {event.epoch}/{event.epochs}"
-        if self.bar is None or self.stage != event.stage or self.bar.total != event.total or event.done < self.bar.n:
-            self.close()
-            self.bar = tqdm(total=event.total, unit=event.unit, unit_scale=True, file=sys.stderr,
-                            dynamic_ncols=True, leave=False, desc=desc)
-            self.stage = event.stage
-        self.bar.set_description(desc, refresh=False)
-        if event.loss is not None:
-            self.bar.set_postfix_str(f"loss {event.loss:.4g}", refresh=False)
-        self.bar.update(event.done - self.bar.n)
-
-    def write(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.write(message, file=sys.stderr)
-        else:
-            print(message, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-            self.stage = None
 
 
 def resume_command(args: argparse.Namespace) -> str:
