@@ -139,3 +139,17 @@ def test_corpus_sample_and_prepare(tmp_path):
     assert "tokens" in result.stdout
     first = (tmp_path / "prep" / "corpus.txt").read_text(encoding="utf-8").split("\n", 1)[0]
     assert first.startswith("anarchism is a political philosophy")
+
+
+def test_a_programming_error_keeps_its_traceback(tmp_path, monkeypatch, capsys):
+    """Only user errors become one line: a bug (here a TypeError inside a command) propagates
+    with its traceback instead of being reported as 'wordspace: error: ...'."""
+    import wordspace.cli as cli
+
+    def broken(args):
+        raise TypeError("a bug, not a user error")
+
+    monkeypatch.setattr(cli, "_cmd_models", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        main(["models", "--models", str(tmp_path)])
+    assert "wordspace: error" not in capsys.readouterr().err

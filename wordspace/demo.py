@@ -88,7 +88,8 @@ def run_demo(args: argparse.Namespace, main: Runner) -> int:
         return 1
     base = f"http://{args.host}:{args.port}"
     print(f"\n==> ready in {time.perf_counter() - started:.0f} s; serving on {base} (Ctrl-C stops)")
-    print("    try:")
+    print(f"    open {base}/?model={GLOVE}&word=frog in a browser for the explorer "
+          f"(neighbours, analogies, 2-D maps, model comparison), or try:")
     for line in example_queries(base):
         print(f"      {line}")
     return main(["serve", "--host", args.host, "--port", str(args.port)] + common)
