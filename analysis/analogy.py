@@ -52,7 +52,7 @@ from embeddings.query import ANALOGY_METHODS, COSMUL_EPS
 from embeddings.training import cpu_count
 from embeddings.vectors import Embeddings
 
-from .datasets import Analogy, AnalogyDataset, read_analogies, section_kind
+from .datasets import Analogy, AnalogyDataset, coverage_warning, read_analogies, section_kind
 
 METHODS = ANALOGY_METHODS
 DEFAULT_RESTRICT = 300_000
@@ -155,6 +155,12 @@ class AnalogyReport:
     def coverage(self) -> float:
         return self.total.coverage
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What makes the accuracy hard to compare (coverage under LOW_COVERAGE)."""
+        warning = coverage_warning("questions", self.total.seen, self.total.total)
+        return () if warning is None else (warning,)
+
     def to_dict(self, details: bool = False) -> dict[str, Any]:
         """A JSON-ready summary (and every question when `details`)."""
         total = self.total
@@ -172,6 +178,7 @@ class AnalogyReport:
             "semantic": self.semantic.to_dict(),
             "syntactic": self.syntactic.to_dict(),
             "sections": [s.to_dict() for s in self.sections],
+            "warnings": list(self.warnings),
             "seconds": round(self.seconds, 4),
         }
         if details:
@@ -200,6 +207,7 @@ class AnalogyReport:
             if i == len(rows) - 3:
                 lines.append("  ".join("-" * w for w in widths))
             lines.append("  ".join(c.ljust(w) if j < 2 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        lines.extend(f"WARNING: {w}" for w in self.warnings)
         return "\n".join(lines)
 
 

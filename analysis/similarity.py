@@ -22,7 +22,7 @@ from scipy.linalg.blas import dnrm2, dscal
 from embeddings.vectors import Embeddings
 
 from .analogy import DEFAULT_RESTRICT, lexicon
-from .datasets import WordPair, WordPairDataset, read_word_pairs
+from .datasets import MIN_PAIRS, WordPair, WordPairDataset, coverage_warning, read_word_pairs
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class SimilarityReport:
     case_insensitive: bool
     oov_pairs: tuple[tuple[str, str], ...] = field(repr=False, default=())
     seconds: float = 0.0
+    notes: tuple[str, ...] = ()  # how the dataset file was read (a skipped header, commas)
 
     @property
     def oov(self) -> int:
@@ -50,6 +51,15 @@ class SimilarityReport:
     def coverage(self) -> float:
         return self.seen / self.total if self.total else 0.0
 
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What makes the correlation hard to trust or compare: low coverage, too few pairs."""
+        out = [w for w in (coverage_warning("pairs", self.seen, self.total),) if w]
+        if self.seen < MIN_PAIRS:
+            out.append(f"only {self.seen} usable pair{'s' * (self.seen != 1)} (fewer than {MIN_PAIRS}): "
+                       "a Spearman correlation on so few pairs is meaningless")
+        return tuple(out)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
@@ -58,6 +68,7 @@ class SimilarityReport:
             "seen": self.seen, "total": self.total, "oov": self.oov, "coverage": self.coverage,
             "settings": {"restrict_vocab": self.restrict_vocab, "case_insensitive": self.case_insensitive},
             "oov_pairs": [list(p) for p in self.oov_pairs],
+            "warnings": list(self.warnings), "notes": list(self.notes),
             "seconds": round(self.seconds, 4),
         }
 
@@ -70,7 +81,8 @@ class SimilarityReport:
                 f"Pearson {num(self.pearson)} (p={num(self.pearson_pvalue)})\n"
                 f"coverage {self.seen}/{self.total} pairs ({100 * self.coverage:.1f}%), "
                 f"{self.oov} skipped (out of vocabulary), restrict_vocab {self.restrict_vocab}, "
-                f"case_insensitive={self.case_insensitive}")
+                f"case_insensitive={self.case_insensitive}"
+                + "".join(f"\nWARNING: {w}" for w in self.warnings))
 
 
 def _gensim_unitvec(vector: np.ndarray) -> np.ndarray:
@@ -150,5 +162,5 @@ def evaluate_word_pairs(
         pearson=_finite(pearson[0]), pearson_pvalue=_finite(pearson[1]),
         seen=len(gold), total=len(dataset.pairs), restrict_vocab=int(restrict_vocab),
         case_insensitive=case_insensitive, oov_pairs=tuple(oov),
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, notes=dataset.notes,
     )

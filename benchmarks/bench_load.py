@@ -61,18 +61,25 @@ def ensure_model(models: Path) -> str:
     return f"imported in {time.perf_counter() - started:.0f} s"
 
 
-def start_server(models: Path, threads: int) -> tuple[subprocess.Popen, int, float]:
-    """`wordspace serve --model glove-6b-50d`; the first start builds the HNSW index (up to 600 s)."""
-    return serve_on_loopback(models, threads, ("--model", NAME), timeout_s=600)
+def start_server(models: Path, threads: int, workers: int = 1) -> tuple[subprocess.Popen, int, float]:
+    """`wordspace serve --model glove-6b-50d --workers N`; the first start builds the HNSW index (up to 600 s)."""
+    return serve_on_loopback(models, threads, ("--model", NAME, "--workers", str(workers)), timeout_s=600)
 
 
 def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of a process, in KiB, from /proc."""
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0])
+    """For the server's processes (the supervisor and its workers), in KiB from /proc: the
+    largest VmRSS and VmHWM (peak RSS) of one process, and their summed Pss (shared pages,
+    such as the memory-mapped vectors and index, split between the processes)."""
+    pids = [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    values = {"VmRSS": 0, "VmHWM": 0, "Pss": 0, "processes": len(pids)}
+    for p in pids:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = max(values[key], int(rest.split()[0]))
+        for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                values["Pss"] += int(line.split()[1])
     return values
 
 
@@ -203,7 +210,8 @@ def main() -> int:
     parser.add_argument("--models", type=Path, default=ROOT / "data" / "bench" / "models",
                         help="where the GloVe model is kept between runs (default: data/bench/models)")
     parser.add_argument("--duration", type=int, default=15, help="seconds per load level (default: 15)")
-    parser.add_argument("--threads", type=int, default=8, help="waitress threads (default: 8)")
+    parser.add_argument("--threads", type=int, default=8, help="waitress threads per worker (default: 8)")
+    parser.add_argument("--workers", type=int, default=1, help="`serve --workers` (default: 1)")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 16, 64], help="load levels")
     parser.add_argument("--overload", type=int, default=256, help="clients for the saturation run")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python client even if wrk exists")
@@ -212,7 +220,7 @@ def main() -> int:
     setup = ensure_model(args.models)
     words = query_words(args.models)
     load = python_load if args.no_wrk or shutil.which("wrk") is None else wrk_load
-    proc, port, ready_s = start_server(args.models, args.threads)
+    proc, port, ready_s = start_server(args.models, args.threads, args.workers)
     rows = []
     try:
         idle = memory_kib(proc.pid)
@@ -236,10 +244,13 @@ def main() -> int:
         proc.stdout.close()
 
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    print(f"\n### Load: GloVe 400k x 50, waitress {args.threads} threads, {os.cpu_count()} cores, "
+    print(f"\n### Load: GloVe 400k x 50, {args.workers} worker(s) x {args.threads} waitress threads, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
           f"{rows[0][1]['client']}, {args.duration} s per level, 80% neighbours / 20% analogy ({when})\n")
-    print(f"Model {setup}; server ready in {ready_s:.1f} s; RSS after loading {idle['VmRSS'] / 1024:.0f} MiB, "
-          f"peak RSS {peak['VmHWM'] / 1024:.0f} MiB; /livez after the runs: {'200' if alive else 'FAILED'}.\n")
+    print(f"Model {setup}; server ready in {ready_s:.1f} s; {idle['processes']} process(es), largest RSS after "
+          f"loading {idle['VmRSS'] / 1024:.0f} MiB, total PSS {idle['Pss'] / 1024:.0f} MiB; largest peak RSS "
+          f"{peak['VmHWM'] / 1024:.0f} MiB, total PSS after the runs {peak['Pss'] / 1024:.0f} MiB; "
+          f"/livez after the runs: {'200' if alive else 'FAILED'}.\n")
     print("| clients | client | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | 200 | 503 | other 4xx "
           "| 5xx (not 503) | dropped/timeouts | never served | verdict |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")

@@ -219,6 +219,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=8, help="waitress threads")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="`serve --workers` (default: 1, the probe's one process; see bench_workers.py)")
     parser.add_argument("--no-wrk", action="store_true", help="use the Python client even if wrk exists")
     parser.add_argument("--models", type=Path, default=None,
                         help="reuse a models dir holding glove-6b-50d (skips import; build only if missing)")
@@ -274,7 +276,7 @@ def main() -> int:
                      f"{exact_ms:.2f} ms/query ({gensim_ms / exact_ms:.1f}x vs gensim)"))
         del kv
 
-        proc, port, ready_s = start_server(models, args.threads)
+        proc, port, ready_s = start_server(models, args.threads, ("--workers", str(args.workers)))
         try:
             rows.append(("restart: `wordspace serve` process start -> /readyz 200 (persisted index)",
                          f"{ready_s:.2f} s (vs {report.seconds:.1f} s index {report.source})"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -72,7 +73,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     atomic_write(path, lambda handle: handle.write(data))
 
 
+def finite_json(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None, so that it serialises as
+    valid JSON (the standard has no NaN or Infinity). Containers are copied, other values kept."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite_json(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(value) for value in obj]
+    return obj
+
+
+def json_dumps(obj: Any, **kwargs: Any) -> str:
+    """`json.dumps` that never writes NaN or Infinity: non-finite floats become null
+    (the fast path is untouched when there are none)."""
+    try:
+        return json.dumps(obj, allow_nan=False, **kwargs)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        return json.dumps(finite_json(obj), allow_nan=False, **kwargs)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Atomically replace `path` with `obj` as indented UTF-8 JSON."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    """Atomically replace `path` with `obj` as indented UTF-8 JSON (NaN and infinities as null)."""
+    text = json_dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
     atomic_write_bytes(path, text.encode("utf-8"))

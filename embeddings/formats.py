@@ -7,14 +7,15 @@ TensorFlow Embedding Projector's files (vectors TSV, metadata TSV, config)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
 from .atomic import atomic_write
-from .corpus import open_text
 from .metadata import ModelMeta
+from .store import MAX_DIM
 from .vectors import Embeddings
 
 FORMATS = ("word2vec", "word2vec-bin", "glove")
@@ -86,14 +87,46 @@ def export_embeddings(emb: Embeddings, path: str | os.PathLike, fmt: str) -> Pat
     return Path(path)
 
 
+_HEADER = re.compile(r"\s*([0-9]{1,19})\s+([0-9]{1,19})\s*")
+#: Longest word (in UTF-8 bytes) the binary reader accepts: longer ones mean a misaligned file.
+MAX_WORD_BYTES = 4096
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _parse_header(line: str, path: Path) -> tuple[int, int]:
-    parts = line.split()
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+    match = _HEADER.fullmatch(line)
+    if match is None:
         raise ValueError(f"{path}:1: expected a word2vec header 'count dim', got {line[:60]!r}")
-    count, dim = int(parts[0]), int(parts[1])
-    if dim < 1:
-        raise ValueError(f"{path}:1: dimension must be >= 1, got {dim}")
-    return count, dim
+    count, dim = int(match[1]), int(match[2])
+    if not 1 <= dim <= MAX_DIM:
+        raise ValueError(f"{path}:1: dimension must be in [1, {MAX_DIM}], got {dim}")
+    if count < 1:
+        raise ValueError(f"{path}:1: the header announces no words")
+    return count, dim  # a count the file cannot hold is refused by the reader (nothing is allocated for it)
+
+
+def _open_bytes(path: Path) -> IO[bytes]:
+    import bz2
+    import gzip
+
+    return gzip.open(path, "rb") if path.suffix == ".gz" else bz2.open(path, "rb") if path.suffix == ".bz2" \
+        else open(path, "rb")
+
+
+def _check_word(word: str, where: str) -> str:
+    if _CONTROL.search(word):
+        raise ValueError(f"{where}: the word {word[:40]!r} contains control characters; refused")
+    return word
+
+
+def _check_values(values: np.ndarray, word: str, where: str) -> np.ndarray:
+    """`values` as float32 if every one is finite there (1e39 would become infinity), else `ValueError`."""
+    with np.errstate(over="ignore"):
+        values = np.asarray(values).astype(np.float32)
+    if not np.isfinite(values).all():
+        raise ValueError(f"{where}: the vector of {word[:40]!r} holds NaN, infinity or a value beyond float32's "
+                         "range (about ±3.4e38); refused (nothing was imported)")
+    return values
 
 
 def _read_text(path: Path, header: bool, limit: int | None, progress: bool) -> tuple[list[str], np.ndarray]:
@@ -103,14 +136,21 @@ def _read_text(path: Path, header: bool, limit: int | None, progress: bool) -> t
     rows: list[np.ndarray] = []
     dim = None
     count = None
-    with open_text(path) as handle, tqdm(desc="import", unit=" vectors", disable=not progress,
-                                         leave=False) as bar:
-        for lineno, line in enumerate(handle, 1):
+    # Decoded line by line, strictly: a word that is not UTF-8 is refused with its line number
+    # (gensim's load_word2vec_format refuses it too), never silently replaced.
+    with _open_bytes(path) as handle, tqdm(desc="import", unit=" vectors", disable=not progress,
+                                           leave=False) as bar:
+        for lineno, raw in enumerate(handle, 1):
             bar.update()
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid UTF-8 ({exc.reason} at byte {exc.start} of the "
+                                 "line); refused: convert the file to UTF-8") from None
             if header and lineno == 1:
                 count, dim = _parse_header(line, path)
                 continue
-            line = line.rstrip("\n")
+            line = line.rstrip("\r\n")
             if not line.strip():
                 continue
             parts = line.rstrip(" ").split(" ")
@@ -119,13 +159,16 @@ def _read_text(path: Path, header: bool, limit: int | None, progress: bool) -> t
                 dim = len(values)
                 if dim < 1:
                     raise ValueError(f"{path}:{lineno}: no vector values after the word")
+                if dim > MAX_DIM:
+                    raise ValueError(f"{path}:{lineno}: {dim} values, more than {MAX_DIM} dimensions")
             if len(values) != dim:
                 raise ValueError(f"{path}:{lineno}: expected {dim} values, got {len(values)}")
             try:
-                rows.append(np.array(values, dtype=np.float64).astype(np.float32))
+                row = np.array(values, dtype=np.float64)
             except ValueError:
                 raise ValueError(f"{path}:{lineno}: non-numeric vector value") from None
-            words.append(word)
+            rows.append(_check_values(row, word, f"{path}:{lineno}"))
+            words.append(_check_word(word, f"{path}:{lineno}"))
             if limit is not None and len(words) >= limit:
                 break
     if count is not None and limit is None and count != len(words):
@@ -136,16 +179,25 @@ def _read_text(path: Path, header: bool, limit: int | None, progress: bool) -> t
 
 
 def _read_binary(path: Path, limit: int | None) -> tuple[list[str], np.ndarray]:
-    import bz2
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else bz2.open if path.suffix == ".bz2" else open
-    with opener(path, "rb") as handle:
-        count, dim = _parse_header(handle.readline().decode("utf-8", "replace"), path)
+    compressed = path.suffix in (".gz", ".bz2")
+    with _open_bytes(path) as handle:
+        first = handle.readline(64)
+        count, dim = _parse_header(first.decode("ascii", "replace"), path)
         n = count if limit is None else min(count, limit)
-        vectors = np.empty((n, dim), dtype=np.float32)
-        words = []
         width = 4 * dim
+        if not compressed:
+            # Each entry is at least a 1-byte word, a space and the vector: a header claiming more
+            # than the file can hold is refused before anything is allocated.
+            available = path.stat().st_size - len(first)
+            need = n * (width + 2)
+            if need > available:
+                raise ValueError(f"{path}:1: the header announces {count} vectors of {dim} dimensions, at least "
+                                 f"{need:,} bytes, but the file has {available:,} bytes after it: truncated, or not "
+                                 "a word2vec binary file")
+            vectors = np.empty((n, dim), dtype=np.float32)
+        else:
+            buffer = bytearray()  # the uncompressed size is unknown: grow with what is actually there
+        words = []
         for i in range(n):
             word = bytearray()
             while True:
@@ -156,14 +208,36 @@ def _read_binary(path: Path, limit: int | None) -> tuple[list[str], np.ndarray]:
                     break
                 if ch != b"\n":  # gensim reads both with and without newline separators
                     word += ch
+                    if len(word) > MAX_WORD_BYTES:
+                        raise ValueError(f"{path}: word {i} is longer than {MAX_WORD_BYTES} bytes: the file is "
+                                         "misaligned (a word with a space in it?) or not word2vec binary")
             raw = handle.read(width)
             if len(raw) != width:
-                raise ValueError(f"{path}: truncated vector for word {i} ({word[:40]!r})")
+                raise ValueError(f"{path}: truncated vector for word {i} ({bytes(word[:40])!r})")
+            where = f"{path}: word {i}"
             try:
-                words.append(word.decode("utf-8"))
+                text = word.decode("utf-8")
             except UnicodeDecodeError:
-                raise ValueError(f"{path}: word {i} is not valid UTF-8") from None
-            vectors[i] = np.frombuffer(raw, dtype="<f4")
+                raise ValueError(f"{where} ({bytes(word[:40])!r}) is not valid UTF-8: the file is misaligned (a "
+                                 "word with a space in it shifts what follows) or not UTF-8; refused") from None
+            if not text:
+                raise ValueError(f"{where} is empty: the file is misaligned or not word2vec binary")
+            if _CONTROL.search(text):
+                raise ValueError(f"{where} ({text[:40]!r}) contains control characters: the file is misaligned "
+                                 "(a word with a space in it shifts what follows) or not word2vec binary; refused")
+            values = _check_values(np.frombuffer(raw, dtype="<f4"), text, where)
+            words.append(text)
+            if compressed:
+                buffer += raw
+            else:
+                vectors[i] = values
+        if n == count:
+            rest = handle.read(1 << 16)
+            if rest.strip():
+                raise ValueError(f"{path}: more data after the {count} vectors the header announces: the file "
+                                 "is misaligned (a word with a space in it?) or the header is wrong; refused")
+    if compressed:
+        vectors = np.frombuffer(buffer, dtype="<f4").reshape(n, dim).astype(np.float32)
     return words, vectors
 
 
@@ -173,11 +247,17 @@ def import_embeddings(
 ) -> Embeddings:
     """Read a word2vec text/binary or GloVe text file into an `Embeddings`.
 
-    Counts are unknown for these formats (None). Duplicate words are an error.
+    Counts are unknown for these formats (None). Refused with a `ValueError` naming the
+    line or entry: duplicate words, words that are not UTF-8 or hold control characters
+    (in the binary format, the sign of a word with a space in it), values that are NaN,
+    infinite or beyond float32's range (1e39 would become infinity), a binary header
+    announcing more than the file holds, and `limit` < 1.
     """
     path = Path(path)
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a positive integer (the number of vectors to read), got {limit!r}")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     if fmt == "word2vec-bin":
@@ -187,7 +267,10 @@ def import_embeddings(
     info = ModelMeta("imported", {"dim": int(vectors.shape[1])},
                      extra={"format": fmt, "source": str(path)}).to_dict()
     info.update(meta or {})
-    return Embeddings(words, vectors, None, info)
+    try:
+        return Embeddings(words, vectors, None, info)
+    except ValueError as exc:  # duplicate or malformed words: name the file
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def import_glove_6b_50d() -> Embeddings:

@@ -21,6 +21,7 @@ import numpy as np
 
 from .corpus import tokenize
 from .encoders import ENCODER_DIR, Encoder, check_layers, load_encoder
+from .query import MissingWords
 from .store import ModelError, read_meta, verify_file
 from .topk import top_k
 from .vectors import Embeddings
@@ -55,6 +56,16 @@ class ContextualModel:
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """Contextual vectors (len(tokens), dim) of one token sequence that fits."""
         return self.encoder.encode_words([list(tokens)], self.layers).numpy()
+
+
+class WordNotInText(MissingWords):
+    """The `word` of a lookup is not one token of the encoded text (a `KeyError`, like an
+    unknown word: the REST API answers 404 `word_not_found`)."""
+
+    def __init__(self, word: str, reason: str) -> None:
+        super().__init__([word], {})
+        self.message = f"{word!r} is not a word of the text: {reason}"
+        self.args = (self.message,)
 
 
 def is_contextual(meta: dict) -> bool:
@@ -94,37 +105,35 @@ def embed_in_context(
     its nearest static neighbours and its cosine to its own static vector.
 
     `text` is tokenized with the corpus rules (`embeddings.corpus.tokenize`). A text longer
-    than the encoder's `max_len` is truncated to the words that fit ("truncated": true).
-    Raises ValueError for an empty text, a `word` that is not one token or does not occur in
-    the (encoded part of the) text, a bad `k`, or static vectors of another dimension.
+    than the encoder's `max_len` is truncated to the words that fit ("truncated": true); a
+    text without words (only punctuation or spaces) has no tokens. Raises ValueError for a
+    text or word that is not a non-empty string, a bad `k`, or static vectors of another
+    dimension; `WordNotInText` (a KeyError) for a `word` that is not one token of the
+    encoded part of the text.
     """
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not text:
         raise ValueError("text is empty")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     if static.dim != model.dim:
         raise ValueError(f"static vectors have {static.dim} dims but the encoder gives {model.dim}")
+    if word is not None and (not isinstance(word, str) or not word):
+        raise ValueError("word is empty")
     tokens = tokenize(text, lowercase=model.lowercase)
-    if not tokens:
-        raise ValueError("text contains no words (only punctuation or spaces)")
+    kept = model.fit_tokens(tokens) if tokens else 0
+    encoded = tokens[:kept]
     target = None
     if word is not None:
-        if not isinstance(word, str) or not word.strip():
-            raise ValueError("word is empty")
         parts = tokenize(word, lowercase=model.lowercase)
         if len(parts) != 1:
-            raise ValueError(f"word {word!r} must be a single token, it tokenizes to {parts}")
+            raise WordNotInText(word, f"a lookup takes a single token, {word!r} tokenizes to {parts}")
         target = parts[0]
         if target not in tokens:
-            raise ValueError(f"word {target!r} does not occur in the text")
-    kept = model.fit_tokens(tokens)
-    if kept == 0:
-        raise ValueError(f"the first word of the text is longer than the encoder's {model.max_len} positions")
-    encoded = tokens[:kept]
-    if target is not None and target not in encoded:
-        raise ValueError(f"word {target!r} occurs only after the first {kept} words, beyond the encoder's "
-                         f"{model.max_len} positions (the text is truncated)")
-    vectors = model.encode(encoded)  # (kept, d)
+            raise WordNotInText(target, "it does not occur in the text")
+        if target not in encoded:
+            raise WordNotInText(target, f"it occurs only after the first {kept} words, beyond the encoder's "
+                                        f"{model.max_len} positions (the text is truncated)")
+    vectors = model.encode(encoded) if encoded else np.zeros((0, model.dim), np.float32)  # (kept, d)
     result: dict[str, Any] = {
         "tokens": [{"token": t, "vector": None if np.isnan(v).any() else v.astype(float).tolist()}
                    for t, v in zip(encoded, vectors)],

@@ -139,12 +139,24 @@ def build_faiss(
     return index
 
 
-def save_index(models_dir: str | os.PathLike, name: str, index: faiss.Index) -> Path:
-    """Persist `index` as `index.faiss` in model `name` (atomic, checksum in meta.json)."""
+def save_index(models_dir: str | os.PathLike, name: str, index: faiss.Index, *,
+               version: str | os.PathLike | None = None, vectors_sha256: str | None = None) -> Path:
+    """Persist `index` as `index.faiss` in model `name` (atomic like a save, checksum in
+    meta.json), tied to the vectors it was built from: `vectors_sha256`, by default the
+    sha256 of the `vectors.npy` of `version` (the model directory the vectors were loaded
+    from; default: the current one), is recorded with it. `store.ModelReplaced` if the
+    model is no longer `version`."""
+    model_dir = Path(version) if version is not None else store.resolve_model(models_dir, name)
+    if store.resolve_model(models_dir, name) != Path(os.path.realpath(model_dir)):
+        raise store.ModelReplaced(f"model {name!r} was replaced after its index was built from {model_dir}")
+    if vectors_sha256 is None:
+        vectors_sha256 = store.read_meta(model_dir)["files"].get(store.VECTORS_FILE, {}).get("sha256")
+
     def write(handle) -> None:
         faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))
 
-    return store.add_model_file(models_dir, name, INDEX_FILE, write)
+    record = {"vectors_sha256": vectors_sha256} if vectors_sha256 else None
+    return store.add_model_file(models_dir, name, INDEX_FILE, write, version=model_dir, record=record)
 
 
 def read_index_file(model_dir: str | os.PathLike) -> faiss.Index:
@@ -152,7 +164,10 @@ def read_index_file(model_dir: str | os.PathLike) -> faiss.Index:
     missing, unlisted, corrupt or of a type this module does not build."""
     path = store.verify_file(Path(model_dir), INDEX_FILE)
     try:
-        index = faiss.read_index(str(path))
+        # Memory-mapped (flat codes and the HNSW graph): worker processes share the file's
+        # pages through the page cache instead of each holding a copy. Saves are atomic
+        # renames, so a mapped file is never rewritten in place.
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
     except RuntimeError as exc:
         raise store.ModelError(f"{path}: unreadable FAISS index ({str(exc).splitlines()[0]})") from None
     try:
@@ -162,11 +177,36 @@ def read_index_file(model_dir: str | os.PathLike) -> faiss.Index:
     return index
 
 
-def check_fits(index: faiss.Index, emb: Embeddings, path: str | os.PathLike) -> faiss.Index:
-    """`store.ModelError` unless `index` holds exactly one row per word of `emb`."""
+class IndexMismatch(store.ModelError):
+    """A readable index that does not belong to the model's vectors (rebuilt, not served)."""
+
+
+#: Rows of a loaded index compared with the model's own unit vectors.
+CHECK_ROWS = 64
+
+
+def check_fits(index: faiss.Index, emb: Embeddings, path: str | os.PathLike, *,
+               vectors_sha256: str | None = None, built_from: str | None = None) -> faiss.Index:
+    """`IndexMismatch` unless `index` belongs to `emb`: one row per word, the same
+    dimension, built from these vectors (`built_from`, the vectors' sha256 recorded with
+    the index, equals `vectors_sha256` when both are known), and `CHECK_ROWS` rows spread
+    over the index equal to the model's unit vectors."""
     if index.ntotal != len(emb) or index.d != emb.dim:
-        raise store.ModelError(
-            f"{path}: index has {index.ntotal} x {index.d}, the model {len(emb)} x {emb.dim}")
+        raise IndexMismatch(f"{path}: index has {index.ntotal} x {index.d}, the model {len(emb)} x {emb.dim}")
+    if built_from and vectors_sha256 and built_from != vectors_sha256:
+        raise IndexMismatch(f"{path}: built from other vectors (vectors.npy sha256 {built_from[:12]}..., "
+                            f"the model's is {vectors_sha256[:12]}...)")
+    rows = np.unique(np.linspace(0, len(emb) - 1, min(len(emb), CHECK_ROWS)).round().astype(np.int64))
+    stored = np.vstack([index.reconstruct(int(row)) for row in rows]).astype(np.float64)
+    expected = np.asarray(emb.vectors[rows], dtype=np.float64)
+    norms = np.linalg.norm(expected, axis=1)
+    norms[norms == 0] = 1.0
+    expected /= norms[:, None]
+    wrong = np.abs(stored - expected).max(axis=1) > 1e-4
+    if wrong.any():
+        row = int(rows[int(np.argmax(wrong))])
+        raise IndexMismatch(f"{path}: row {row} ({emb.words[row]!r}) of the index is not the model's vector "
+                            f"({int(wrong.sum())} of {len(rows)} rows checked differ): it belongs to other vectors")
     return index
 
 
@@ -206,26 +246,34 @@ def load_or_build(
     preloaded: Callable[[], faiss.Index] | None = None,
 ) -> tuple[FaissBackend, IndexReport]:
     """Load model `name`'s persisted index, or build it (and persist it) when it is
-    missing, unrecorded, of the wrong kind, or `rebuild` is set. A recorded index that
-    fails its checksum raises `store.ModelError` (the model is reported failed).
+    missing, unrecorded, of the wrong kind, not the index of these vectors (`check_fits`),
+    or `rebuild` is set. A recorded index that fails its checksum raises
+    `store.ModelError` (the model is reported failed). A build whose model was saved again
+    meanwhile is served but not persisted (`save_index` refuses it).
 
     `preloaded()` may return the index file already read (e.g. in a thread while the
     vectors loaded) or raise `store.ModelError`; by default `read_index_file` is called."""
     want = kind or default_kind(len(emb), flat_max)
-    model_dir = Path(model_dir) if model_dir is not None else store.model_path(models_dir, name).resolve()
+    model_dir = Path(model_dir) if model_dir is not None else store.resolve_model(models_dir, name)
     started = time.perf_counter()
     reason = "rebuild requested" if rebuild else None
+    files = store.read_meta(model_dir)["files"]  # read now: the directory may be replaced during a build
+    vectors_sha256 = files.get(store.VECTORS_FILE, {}).get("sha256")
     if not rebuild:
         try:
             index = check_fits((preloaded or (lambda: read_index_file(model_dir)))(), emb,
-                               model_dir / INDEX_FILE)
+                               model_dir / INDEX_FILE, vectors_sha256=vectors_sha256,
+                               built_from=files.get(INDEX_FILE, {}).get("vectors_sha256"))
             if index_kind(index) == want:
                 report = IndexReport(want, "loaded", time.perf_counter() - started,
                                      ef_search=ef_search if want == "hnsw" else None)
                 return FaissBackend(index, ef_search), report
             reason = f"persisted index is {index_kind(index)}, configured {want}"
+        except IndexMismatch as exc:
+            # Readable but of other vectors (a copied index, an interrupted swap): never serve it.
+            reason = f"the persisted index does not match the vectors ({exc})"
         except store.ModelError as exc:
-            if INDEX_FILE in store.read_meta(model_dir)["files"]:
+            if INDEX_FILE in files:
                 # A recorded index that fails its checksum is corruption: report the model as
                 # failed (issue 8) instead of silently serving a rebuilt one.
                 raise store.ModelError(
@@ -235,8 +283,13 @@ def load_or_build(
     index = build_faiss(emb, want, flat_max=flat_max, m=m, ef_construction=ef_construction)
     source = "built"
     if persist:
-        save_index(models_dir, name, index)
-        source = "built (persisted)"
+        try:
+            save_index(models_dir, name, index, version=model_dir, vectors_sha256=vectors_sha256)
+            source = "built (persisted)"
+        except store.ModelReplaced:
+            # The model was saved again during the build: this index belongs to the vectors
+            # loaded before, which it serves with; it must not be recorded for the new ones.
+            source = "built (not persisted: the model was replaced during the build)"
     report = IndexReport(want, source, time.perf_counter() - started, reason,
                          ef_search=ef_search if want == "hnsw" else None)
     return FaissBackend(index, ef_search), report

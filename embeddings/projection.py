@@ -27,8 +27,8 @@ def project_2d(vectors: np.ndarray, fit: np.ndarray | None = None,
                random_state: int = RANDOM_STATE) -> Projection:
     """Project `vectors` (n x d) onto the two main axes of `fit` (m x d, default `vectors`).
 
-    Raises `ValueError` for fewer than 2 dimensions, fewer than 2 rows to fit on, or
-    rows that are not finite.
+    Raises `ValueError` for fewer than 2 dimensions, no row to fit on, or rows that are
+    not finite. One row to fit on (or identical rows) gives one point: the origin.
     """
     # scikit-learn takes about 1 s to import; only the maps need it.
     from sklearn.decomposition import TruncatedSVD
@@ -40,8 +40,8 @@ def project_2d(vectors: np.ndarray, fit: np.ndarray | None = None,
                          f"{vectors.shape} and {fit.shape}")
     if vectors.shape[1] < 2:
         raise ValueError("a 2-D map needs vectors with at least 2 dimensions")
-    if len(fit) < 2:
-        raise ValueError("a 2-D map needs at least 2 words to fit on")
+    if len(fit) < 1:
+        raise ValueError("a 2-D map needs at least one word to fit on")
     if not (np.all(np.isfinite(vectors)) and np.all(np.isfinite(fit))):
         raise ValueError("the vectors to map must be finite")
     if fit.shape[1] == 2:  # TruncatedSVD needs more features than components

@@ -157,8 +157,9 @@ class WordIndex:
                 break
         return out
 
-    def _combine(self, positive: Sequence[Term], negative: Sequence[Term]) -> tuple[np.ndarray, list[int]]:
-        """gensim's mean of the weighted unit vectors (raw vectors as given), unit-normed."""
+    def _combine(self, positive: Sequence[Term], negative: Sequence[Term]) -> tuple[np.ndarray | None, list[int]]:
+        """gensim's mean of the weighted unit vectors (raw vectors as given), unit-normed;
+        None when the terms cancel out exactly (king - king): no direction to search."""
         terms: list[tuple[Any, float]] = []
         for sign, group in ((1.0, positive), (-1.0, negative)):
             for term in group:
@@ -172,6 +173,7 @@ class WordIndex:
             raise ValueError("give at least one positive or negative term")
         self.require([t for t, _ in terms if not isinstance(t, np.ndarray)])
         mean = np.zeros(self.emb.dim, dtype=np.float64)
+        scale = 0.0  # the largest norm the mean could have: what "cancelled out" is relative to
         used: list[int] = []
         for term, weight in terms:
             if isinstance(term, np.ndarray):
@@ -180,14 +182,22 @@ class WordIndex:
                     raise ValueError(f"vector must have {self.emb.dim} dimensions, got {vector.shape[0]}")
                 if not np.all(np.isfinite(vector)):
                     raise ValueError("vector values must be finite")
+                if not np.any(vector):
+                    raise ValueError("the vector is all zeros; a zero vector has no direction")
                 mean += weight * vector
+                scale += abs(weight) * float(np.linalg.norm(vector))
             else:
                 row = self.emb.index_of(term)
                 used.append(row)
                 mean += weight * self.unit[row]
+                scale += abs(weight) if np.any(self.unit[row]) else 0.0  # a zero vector adds nothing
         norm = np.linalg.norm(mean)
-        if not np.isfinite(norm) or norm == 0:
-            raise ValueError("the query vector is zero (or not finite); nothing to search for")
+        if not np.isfinite(norm):
+            raise ValueError("the query vector is not finite; nothing to search for")
+        if scale == 0:
+            raise ValueError("every term has a zero vector; there is no direction to search")
+        if norm <= 1e-9 * scale:  # cancelled out, up to rounding (a + b - a - b need not be exactly 0)
+            return None, used
         return (mean / norm).astype(np.float32), used
 
     # -- queries -----------------------------------------------------------------
@@ -209,8 +219,11 @@ class WordIndex:
     def most_similar(self, positive: Sequence[Term] = (), negative: Sequence[Term] = (), k: int = 10,
                      restrict_vocab: int | None = None, exact: bool = False) -> list[Neighbor]:
         """gensim `most_similar(positive, negative, topn=k)`: cosine to the mean of the
-        weighted unit vectors; every input word excluded from the results."""
+        weighted unit vectors; every input word excluded from the results. Terms that cancel
+        out exactly (king - king) leave no direction: no results (gensim returns arbitrary words)."""
         query, used = self._combine(positive, negative)
+        if query is None:
+            return []
         return self._search(query, k, used, restrict_vocab, exact)
 
     def analogy(self, a: str, b: str, c: str, k: int = 10, method: str = "3cosadd",

@@ -11,7 +11,19 @@ The models directory holds, for a model called NAME, a symlink NAME pointing at
 a hidden version directory `.NAME@<id>`. A save writes a new version directory
 next to it, fsyncs it, and swaps the symlink with one atomic rename, so a
 `kill -9` at any moment leaves a loader seeing the old model or the new one.
-Unreferenced version and temp directories are removed by `clean_stale`.
+Adding a file to a model (`add_model_file`, e.g. `index.faiss`) is a save too: a
+new version made of hard links to the old files plus the new one.
+
+The models directory is the boundary: a model link must resolve to a directory
+directly inside it (a link elsewhere is refused, never followed), and
+`clean_stale` removes only what a save of this program leaves behind (its own
+version, temp-directory, temp-link and temp-file names, owned by this user, a
+temp directory only once the process named in it is gone), never following a link.
+
+Everything read is validated before use: meta.json against `META_SCHEMA`
+(bounded integers, a checksum table of relative paths), vocab counts as bounded
+integers, the vectors as a non-empty float32 matrix of finite values. A bad
+model raises `ModelError` naming the file.
 """
 from __future__ import annotations
 
@@ -20,18 +32,20 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterator, Mapping
 
+import jsonschema_rs
 import numpy as np
 
-from .atomic import atomic_write, atomic_write_json, fsync_dir, fsync_tree, sha256_file
-from .vectors import Embeddings
+from .atomic import atomic_write_json, fsync_dir, fsync_tree, sha256_file
+from .vectors import Embeddings, first_non_finite_row
 
 FORMAT_VERSION = 1
 VECTORS_FILE = "vectors.npy"
@@ -39,6 +53,49 @@ VOCAB_FILE = "vocab.txt"
 META_FILE = "meta.json"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MODELS_ENV = "WORDSPACE_MODELS"
+
+#: Bounds of what a model may declare: beyond them a meta.json is refused, not trusted.
+MAX_DIM = 100_000
+MAX_VOCAB = 2**31 - 1
+MAX_FILE_BYTES = 2**53
+MAX_META_BYTES = 16 << 20
+MAX_META_DEPTH = 64  # JSON nesting in meta.json (ours is 4 deep); deeper ones are refused
+
+# The names a save of this program gives its leftovers (`clean_stale` removes nothing else).
+_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+VERSION_PATTERN = re.compile(rf"\.{_NAME}@(?:\d{{8}}T\d{{6}}|legacy)-[0-9a-f]{{8}}")
+_TEMP_DIR_PATTERN = re.compile(rf"(?P<version>{VERSION_PATTERN.pattern})\.(?P<pid>\d{{1,10}})\.tmp")
+_TEMP_LINK_PATTERN = re.compile(rf"\.{_NAME}\.link-[0-9a-f]{{8}}")
+_TEMP_FILE_PATTERN = re.compile(r"\.[^/]+\.[a-z0-9_]{8}\.tmp")  # atomic_write's mkstemp names
+
+_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+#: What the store relies on in meta.json; the trainers' own keys are free-form.
+META_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["files", "vocab_size", "dim"],
+    "properties": {
+        "format_version": {"type": "integer", "minimum": 1, "maximum": FORMAT_VERSION},
+        "vocab_size": {"type": "integer", "minimum": 1, "maximum": MAX_VOCAB},
+        "dim": {"type": "integer", "minimum": 1, "maximum": MAX_DIM},
+        "has_counts": {"type": "boolean"},
+        "method": {"type": ["string", "null"]},
+        "created": {"type": ["string", "null"]},
+        "files": {
+            "type": "object",
+            "maxProperties": 100_000,
+            "propertyNames": {"type": "string", "minLength": 1, "maxLength": 1024},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["sha256", "bytes"],
+                "properties": {"sha256": _SHA256,
+                               "bytes": {"type": "integer", "minimum": 0, "maximum": MAX_FILE_BYTES},
+                               # index.faiss: the sha256 of the vectors.npy it was built from
+                               "vectors_sha256": _SHA256},
+            },
+        },
+    },
+}
+_META_VALIDATOR = jsonschema_rs.validator_for(META_SCHEMA)
 
 
 class ModelNotFound(KeyError):
@@ -54,6 +111,11 @@ class ModelExists(ValueError):
 
 class ModelError(ValueError):
     """A model on disk is missing, corrupt or inconsistent; the message names the file."""
+
+
+class ModelReplaced(ModelError):
+    """The model was saved again while a file for its previous version was being made:
+    the file is dropped (it belongs to vectors that are no longer the model's)."""
 
 
 def default_models_dir() -> Path:
@@ -76,6 +138,56 @@ def model_path(models_dir: str | os.PathLike, name: str) -> Path:
     return Path(models_dir) / validate_name(name)
 
 
+def model_names(models_dir: str | os.PathLike) -> list[str]:
+    """The names of the model entries (links or directories) in `models_dir`, sorted,
+    found without following any link (a broken entry is reported when it is loaded)."""
+    models_dir = Path(models_dir)
+    try:
+        entries = list(os.scandir(models_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    names = []
+    for entry in entries:
+        if entry.name.startswith(".") or not NAME_PATTERN.fullmatch(entry.name) or ".." in entry.name:
+            continue
+        try:
+            if entry.is_symlink() or entry.is_dir(follow_symlinks=False):
+                names.append(entry.name)
+        except OSError:
+            continue
+    return sorted(names)
+
+
+def resolve_model(models_dir: str | os.PathLike, name: str) -> Path:
+    """The directory model `name` is now: its link resolved, or the plain directory.
+
+    `ModelNotFound` when there is no such entry; `ModelError` when it is a link that
+    leaves the models directory (refused, never followed further), a dangling link, or
+    not a directory."""
+    path = model_path(models_dir, name)
+    if not os.path.lexists(path):
+        raise ModelNotFound(f"no model named {name!r} in {models_dir}")
+    root = os.path.realpath(models_dir)
+    target = os.readlink(path) if path.is_symlink() else None
+    try:
+        resolved = os.path.realpath(path)
+    except OSError as exc:  # e.g. a link into /proc that may not be read
+        raise ModelError(f"{path}: a link to {target} that cannot be followed ({exc.strerror or exc}); "
+                         "refused (a model must be a directory inside the models directory)") from None
+    if os.path.dirname(resolved) != root:
+        raise ModelError(f"{path}: a link to {target or resolved}, outside the models directory {root}; "
+                         "refused (a model must be a directory inside the models directory)")
+    try:
+        mode = os.stat(resolved).st_mode
+    except FileNotFoundError:
+        raise ModelError(f"{path}: a dangling link to {os.readlink(path)}") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if not stat.S_ISDIR(mode):
+        raise ModelError(f"{path}: not a model directory")
+    return Path(resolved)
+
+
 # -- writing ------------------------------------------------------------------
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape a model's numbers, for meta.json."""
@@ -88,6 +200,19 @@ def library_versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     return versions
+
+
+def check_savable(emb: Embeddings, name: str) -> None:
+    """`ValueError` unless `emb` may become a model: at least one word, every value finite,
+    a dimension the store accepts."""
+    if len(emb) == 0:
+        raise ValueError(f"cannot save model {name!r}: it has no words (an empty model); nothing was saved")
+    if emb.dim > MAX_DIM:
+        raise ValueError(f"cannot save model {name!r}: {emb.dim} dimensions, at most {MAX_DIM}")
+    row = first_non_finite_row(emb.vectors)
+    if row is not None:
+        raise ValueError(f"cannot save model {name!r}: the vector of {emb.words[row]!r} (row {row}) holds NaN "
+                         "or infinity; nothing was saved")
 
 
 def write_model_dir(
@@ -137,6 +262,10 @@ def models_lock(models_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _new_version(name: str) -> str:
+    return f".{name}@{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
 def save_model(
     models_dir: str | os.PathLike,
     name: str,
@@ -149,15 +278,17 @@ def save_model(
 
     `write_extra(tmpdir)` may add files (they get checksums too). On any error
     the previous version of the model stays in place, untouched. With
-    `overwrite=False` an existing model `name` raises `ModelExists` instead.
+    `overwrite=False` an existing model `name` raises `ModelExists` instead. An
+    empty model, or one holding NaN or infinity, raises `ValueError` (nothing saved).
     """
     validate_name(name)
+    check_savable(emb, name)
     models_dir = Path(models_dir)
     if not overwrite:
         check_new_name(models_dir, name)
     models_dir.mkdir(parents=True, exist_ok=True)
     clean_stale(models_dir)
-    version = f".{name}@{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    version = _new_version(name)
     tmp = models_dir / f"{version}.{os.getpid()}.tmp"
     tmp.mkdir()
     try:
@@ -183,7 +314,7 @@ def save_model(
 def check_new_name(models_dir: str | os.PathLike, name: str) -> None:
     """`ModelExists` if model `name` exists in `models_dir` (checked before any long training)."""
     path = model_path(models_dir, name)
-    if path.exists() or path.is_symlink():
+    if os.path.lexists(path):
         raise ModelExists(f"a model named {name!r} already exists in {models_dir}; choose another "
                           "--name or pass --overwrite (overwrite=True in Python) to replace it")
 
@@ -191,7 +322,7 @@ def check_new_name(models_dir: str | os.PathLike, name: str) -> None:
 def _point_at(models_dir: Path, name: str, version: str) -> None:
     """Make symlink `name` point at `version` with one atomic rename."""
     link = models_dir / name
-    if link.exists() and not link.is_symlink():
+    if not link.is_symlink() and link.is_dir():
         # A plain directory from elsewhere: move it aside into a version slot first.
         legacy = f".{name}@legacy-{uuid.uuid4().hex[:8]}"
         os.rename(link, models_dir / legacy)
@@ -208,59 +339,149 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    except (OverflowError, ValueError):
+        return False
     return True
 
 
+def _owned(entry: os.DirEntry, uid: int, kind: int) -> bool:
+    """`entry` itself (never a link's target) is of `kind` (stat.S_IFDIR / S_IFREG / S_IFLNK)
+    and owned by `uid`."""
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_IFMT(st.st_mode) == kind and st.st_uid == uid
+
+
+def _live_versions(models_dir: Path, entries: list[os.DirEntry]) -> set[str]:
+    """Names of the directories inside `models_dir` that some model entry resolves to."""
+    root = os.path.realpath(models_dir)
+    live = set()
+    for entry in entries:
+        if entry.name.startswith(".") or not entry.is_symlink():
+            continue  # temp links (".NAME.link-*") left by a kill are leftovers, not models
+        try:
+            resolved = os.path.realpath(entry.path)
+        except OSError:
+            continue
+        if os.path.dirname(resolved) == root:
+            live.add(os.path.basename(resolved))
+    return live
+
+
 def clean_stale(models_dir: str | os.PathLike) -> list[Path]:
-    """Remove leftovers of interrupted saves: temp directories of dead processes
-    and versions no model link points at. Returns what was removed."""
+    """Remove leftovers of interrupted saves: temp directories of dead processes,
+    versions no model link points at, temp links, and temp files inside live versions.
+
+    Only entries with this program's own names (`VERSION_PATTERN` and its temp forms),
+    owned by this user, directly in `models_dir` or in a live version inside it; links
+    are removed as links, never followed. Returns what was removed."""
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
         return []
-    removed = []
+    removed: list[Path] = []
+    uid = os.geteuid()
     with models_lock(models_dir):
-        # Only model links count: a temp link (".NAME.link-*") left by a kill is itself a leftover.
-        live = {os.readlink(e) for e in models_dir.iterdir() if e.is_symlink() and not e.name.startswith(".")}
-        for version in live:  # temp files of an interrupted add_model_file/update_meta (writers hold the lock)
-            directory = models_dir / version
-            if directory.is_dir():
-                for stray in directory.glob(".*.tmp"):
-                    stray.unlink(missing_ok=True)
-                    removed.append(stray)
-        for entry in models_dir.iterdir():
-            if not entry.name.startswith(".") or entry.name in live:
+        entries = list(os.scandir(models_dir))
+        live = _live_versions(models_dir, entries)
+        for entry in entries:
+            name = entry.name
+            if not name.startswith(".") or name in live:
                 continue
-            if entry.name.endswith(".tmp"):
-                pid = entry.name.rsplit(".", 2)[-2]
-                if pid.isdigit() and _pid_alive(int(pid)):
-                    continue
-            elif "@" not in entry.name and ".link-" not in entry.name:
-                continue
-            if entry.is_symlink() or entry.is_file():
-                entry.unlink(missing_ok=True)
+            if _TEMP_LINK_PATTERN.fullmatch(name) and _owned(entry, uid, stat.S_IFLNK):
+                os.unlink(entry.path)
+            elif VERSION_PATTERN.fullmatch(name) and _owned(entry, uid, stat.S_IFDIR):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            elif (temp := _TEMP_DIR_PATTERN.fullmatch(name)) and _owned(entry, uid, stat.S_IFDIR) \
+                    and not _pid_alive(int(temp["pid"])):
+                shutil.rmtree(entry.path, ignore_errors=True)
             else:
-                shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
+                continue
+            removed.append(Path(entry.path))
+        for entry in entries:  # temp files of an interrupted update_meta (writers hold the lock)
+            if entry.name in live and _owned(entry, uid, stat.S_IFDIR):
+                try:
+                    inner_entries = list(os.scandir(entry.path))
+                except OSError:
+                    continue
+                for inner in inner_entries:
+                    if _TEMP_FILE_PATTERN.fullmatch(inner.name) and _owned(inner, uid, stat.S_IFREG):
+                        os.unlink(inner.path)
+                        removed.append(Path(inner.path))
     return removed
 
 
 # -- reading ------------------------------------------------------------------
+def _null_constant(_name: str) -> None:
+    return None  # NaN / Infinity in a meta.json read as null: no response may carry them
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+def check_rel(rel: str) -> str:
+    """`rel` if it names a file inside a model directory (relative, no '..', no hidden
+    parts, no backslash or NUL), else `ValueError`."""
+    parts = PurePosixPath(rel).parts
+    if (not parts or rel.startswith("/") or "\\" in rel or "\x00" in rel or rel.endswith("/")
+            or any(part in (".", "..") or part.startswith(".") for part in parts)
+            or "//" in rel):
+        raise ValueError(f"{rel!r} is not a file name inside a model directory")
+    return rel
+
+
+def check_meta(meta: Any, where: str | os.PathLike) -> dict[str, Any]:
+    """`meta` if it is a meta.json the store can trust (`META_SCHEMA`, nesting, file
+    names), else `ModelError` naming `where` and the first problem."""
+    if not isinstance(meta, dict):
+        raise ModelError(f"{where}: must be a JSON object, got {type(meta).__name__}")
+    if _too_deep(meta, MAX_META_DEPTH):
+        raise ModelError(f"{where}: nested more than {MAX_META_DEPTH} levels deep")
+    for error in _META_VALIDATOR.iter_errors(meta):
+        at = "/".join(str(part) for part in error.instance_path) or "the top level"
+        raise ModelError(f"{where}: at {at}: {error.message[:200]}")
+    for rel in meta["files"]:
+        try:
+            check_rel(rel)
+        except ValueError as exc:
+            raise ModelError(f"{where}: files: {exc}") from None
+    return meta
+
+
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The parsed meta.json of the model directory `path`."""
+    """The parsed and validated meta.json of the model directory `path`."""
     meta_path = Path(path) / META_FILE
     try:
+        size = meta_path.stat().st_size
+        if size > MAX_META_BYTES:
+            raise ModelError(f"{meta_path}: {size} bytes, more than a meta.json may have ({MAX_META_BYTES})")
         text = meta_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ModelError(f"{meta_path}: missing") from None
     except UnicodeDecodeError as exc:
         raise ModelError(f"{meta_path}: not UTF-8 ({exc})") from None
+    except OSError as exc:
+        raise ModelError(f"{meta_path}: unreadable ({exc.strerror or exc})") from None
     try:
-        meta = json.loads(text)
+        meta = json.loads(text, parse_constant=_null_constant)
+    except RecursionError:
+        raise ModelError(f"{meta_path}: not valid JSON (nested too deeply)") from None
     except ValueError as exc:
         raise ModelError(f"{meta_path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("files"), dict):
-        raise ModelError(f"{meta_path}: no 'files' checksum table")
-    return meta
+    return check_meta(meta, meta_path)
+
+
+def _inside(target: Path, directory: Path) -> bool:
+    return os.path.realpath(target).startswith(os.path.realpath(directory) + os.sep)
 
 
 def verify_file(path: str | os.PathLike, rel: str, meta: dict[str, Any] | None = None) -> Path:
@@ -271,18 +492,26 @@ def verify_file(path: str | os.PathLike, rel: str, meta: dict[str, Any] | None =
     target = path / rel
     if entry is None:
         raise ModelError(f"{target}: not listed in {META_FILE}")
-    if not target.is_file():
-        raise ModelError(f"{target}: missing")
-    size = target.stat().st_size
-    if size != entry.get("bytes"):
-        raise ModelError(f"{target}: size {size} bytes, {META_FILE} says {entry.get('bytes')} (truncated?)")
-    if sha256_file(target) != entry.get("sha256"):
-        raise ModelError(f"{target}: checksum mismatch (file corrupted or modified)")
+    if not _inside(target, path):
+        raise ModelError(f"{target}: a link out of the model directory; refused")
+    try:
+        if not target.is_file():
+            raise ModelError(f"{target}: missing")
+        size = target.stat().st_size
+        if size != entry["bytes"]:
+            raise ModelError(f"{target}: size {size} bytes, {META_FILE} says {entry['bytes']} (truncated?)")
+        if sha256_file(target) != entry["sha256"]:
+            raise ModelError(f"{target}: checksum mismatch (file corrupted or modified)")
+    except OSError as exc:
+        raise ModelError(f"{target}: unreadable ({exc.strerror or exc})") from None
     return target
 
 
+_COUNT = re.compile(r"[0-9]{1,18}")
+
+
 def read_vocab(path: Path) -> tuple[list[str], np.ndarray]:
-    """Parse vocab.txt ("word<TAB>count" lines) into words and counts."""
+    """Parse vocab.txt ("word<TAB>count" lines, counts in [0, 10^18)) into words and counts."""
     words: list[str] = []
     counts: list[int] = []
     try:
@@ -291,15 +520,30 @@ def read_vocab(path: Path) -> tuple[list[str], np.ndarray]:
         raise ModelError(f"{path}: missing") from None
     except UnicodeDecodeError as exc:
         raise ModelError(f"{path}: not UTF-8 ({exc})") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: unreadable ({exc.strerror or exc})") from None
     for lineno, line in enumerate(text.split("\n"), 1):
         if not line:
             continue
         word, sep, count = line.rpartition("\t")
-        if not sep or not count.isdigit():
-            raise ModelError(f"{path}:{lineno}: expected 'word<TAB>count', got {line[:60]!r}")
+        if not sep or not _COUNT.fullmatch(count):
+            raise ModelError(f"{path}:{lineno}: expected 'word<TAB>count' with a count of 1 to 18 digits, "
+                             f"got {line[:60]!r}")
         words.append(word)
         counts.append(int(count))
     return words, np.asarray(counts, dtype=np.int64)
+
+
+def _load_vectors(vectors_path: Path, mmap: bool) -> np.ndarray:
+    """vectors.npy, memory-mapped first: numpy then checks the header's shape against the
+    file's size, so a lying header never makes it allocate; copied in when not `mmap`."""
+    try:
+        vectors = np.load(vectors_path, mmap_mode="r", allow_pickle=False)
+        return vectors if mmap else np.array(vectors)
+    except FileNotFoundError:
+        raise ModelError(f"{vectors_path}: missing") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ModelError(f"{vectors_path}: unreadable .npy ({exc})") from None
 
 
 def load_model_dir(
@@ -309,23 +553,23 @@ def load_model_dir(
 
     `skip` names files not to checksum here (e.g. an index about to be rebuilt)."""
     path = Path(path)
-    if not path.is_dir():
-        raise ModelError(f"{path}: no such model directory")
+    try:
+        if not path.is_dir():
+            raise ModelError(f"{path}: no such model directory")
+    except OSError as exc:
+        raise ModelError(f"{path}: unreadable ({exc.strerror or exc})") from None
     meta = read_meta(path)
     if verify:
         for rel in meta["files"]:
             if rel not in skip:
                 verify_file(path, rel, meta)
     vectors_path = path / VECTORS_FILE
-    try:
-        vectors = np.load(vectors_path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except FileNotFoundError:
-        raise ModelError(f"{vectors_path}: missing") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise ModelError(f"{vectors_path}: unreadable .npy ({exc})") from None
+    if not _inside(vectors_path, path):
+        raise ModelError(f"{vectors_path}: a link out of the model directory; refused")
+    vectors = _load_vectors(vectors_path, mmap)
     if vectors.dtype != np.float32 or vectors.ndim != 2:
         raise ModelError(f"{vectors_path}: expected a float32 matrix, got {vectors.dtype} {vectors.shape}")
-    expected = (meta.get("vocab_size"), meta.get("dim"))
+    expected = (meta["vocab_size"], meta["dim"])
     if tuple(vectors.shape) != expected:
         raise ModelError(f"{vectors_path}: shape {vectors.shape}, {META_FILE} says {expected}")
     words, counts = read_vocab(path / VOCAB_FILE)
@@ -333,6 +577,9 @@ def load_model_dir(
         raise ModelError(
             f"{path / VOCAB_FILE}: vocab/vector count mismatch ({len(words)} words, {vectors.shape[0]} vectors)"
         )
+    row = first_non_finite_row(vectors)
+    if row is not None:
+        raise ModelError(f"{vectors_path}: the vector of {words[row]!r} (row {row}) holds NaN or infinity")
     user_meta = {k: v for k, v in meta.items() if k != "files"}
     try:
         return Embeddings(words, vectors, counts if meta.get("has_counts", True) else None, user_meta)
@@ -344,53 +591,94 @@ def load_model(
     models_dir: str | os.PathLike, name: str, *, verify: bool = True, mmap: bool = True,
     skip: tuple[str, ...] = (),
 ) -> Embeddings:
-    """Load model `name` from a models directory (`KeyError` if it does not exist)."""
-    path = model_path(models_dir, name)
-    if not path.exists():
-        raise ModelNotFound(f"no model named {name!r} in {models_dir}")
+    """Load model `name` from a models directory (`KeyError` if it does not exist;
+    `ModelError` naming the model and the bad file if it is broken)."""
     # Resolve the link once so every file comes from the same version even if a save swaps it now.
     # A save may swap the link and clean the old version while we read it: retry on the new one.
-    for _attempt in range(3):
-        resolved = path.resolve()
+    for attempt in range(3):
+        resolved = resolve_model(models_dir, name)
         try:
             return load_model_dir(resolved, verify=verify, mmap=mmap, skip=skip)
-        except ModelError:
-            if path.resolve() == resolved:
-                raise
-    return load_model_dir(path.resolve(), verify=verify, mmap=mmap, skip=skip)
+        except ModelError as exc:
+            if attempt == 2 or resolve_model(models_dir, name) == resolved:
+                raise ModelError(f"model {name!r}: {exc}") from None
+    raise AssertionError("unreachable")
+
+
+def _link_tree(source: Path, target: Path, skip: set[str]) -> None:
+    """Hard-link every regular, non-hidden file of `source` into `target` (copies where
+    the filesystem has no hard links), except the relative paths in `skip`. Model files
+    are never modified in place, so old and new versions can share them."""
+    for dirpath, dirnames, filenames in os.walk(source):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(source)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and not (here / d).is_symlink()]
+        (target / rel_dir).mkdir(exist_ok=True)
+        for filename in filenames:
+            rel = (rel_dir / filename).as_posix()
+            src = here / filename
+            if filename.startswith(".") or rel in skip or src.is_symlink() or not src.is_file():
+                continue
+            try:
+                os.link(src, target / rel)
+            except OSError:
+                shutil.copy2(src, target / rel)
 
 
 def add_model_file(
-    models_dir: str | os.PathLike, name: str, rel: str, write: Callable[[Any], None]
+    models_dir: str | os.PathLike, name: str, rel: str, write: Callable[[Any], None], *,
+    version: str | os.PathLike | None = None, record: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Atomically add or replace file `rel` in model `name` and record its checksum.
+    """Add or replace file `rel` of model `name` atomically, like a save: a new version
+    of hard links to the current files, `rel` written by `write(handle)` and meta.json
+    recording its checksum (plus `record`, e.g. what it was built from), then one link
+    swap. A kill at any moment leaves the old pair or the new pair, never a mix.
 
-    Used for artefacts built after the model (e.g. `index.faiss`): the file is
-    renamed into place first, then meta.json is replaced; a crash in between
-    leaves an unlisted file, which loaders ignore.
-    """
+    `version`: the resolved directory `rel` was made from; if the model is no longer
+    that directory (saved again meanwhile, or changed while `rel` was written),
+    `ModelReplaced` is raised and nothing changes. Returns the new file's path."""
+    check_rel(rel)
     models_dir = Path(models_dir)
-    path = model_path(models_dir, name).resolve()
-    with models_lock(models_dir):
-        target = path / rel
-        atomic_write(target, write)
-        meta = read_meta(path)
-        meta["files"][rel] = {"sha256": sha256_file(target), "bytes": target.stat().st_size}
-        atomic_write_json(path / META_FILE, meta)
-    return target
+    current = resolve_model(models_dir, name)
+    if version is not None and Path(os.path.realpath(version)) != current:
+        raise ModelReplaced(f"model {name!r} was replaced after {rel} was made from {version}; not recorded")
+    new_version = _new_version(name)
+    tmp = models_dir / f"{new_version}.{os.getpid()}.tmp"
+    tmp.mkdir()
+    try:
+        _link_tree(current, tmp, {rel, META_FILE})
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "wb") as handle:
+            write(handle)
+        entry = {**dict(record or {}), "sha256": sha256_file(target), "bytes": target.stat().st_size}
+        with models_lock(models_dir):
+            if resolve_model(models_dir, name) != current:
+                raise ModelReplaced(f"model {name!r} was saved again while {rel} was written; not recorded")
+            meta = read_meta(current)  # under the lock: includes any update_meta since
+            meta["files"][rel] = entry
+            atomic_write_json(tmp / META_FILE, meta)
+            fsync_tree(tmp)
+            os.rename(tmp, models_dir / new_version)
+            _point_at(models_dir, name, new_version)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return models_dir / new_version / rel
 
 
 def update_meta(models_dir: str | os.PathLike, name: str, updates: dict[str, Any]) -> dict[str, Any]:
     """Merge `updates` into model `name`'s meta.json atomically; return the new meta."""
     models_dir = Path(models_dir)
-    path = model_path(models_dir, name).resolve()
     with models_lock(models_dir):
+        path = resolve_model(models_dir, name)
         meta = read_meta(path)
         for key, value in updates.items():
             if isinstance(value, dict) and isinstance(meta.get(key), dict):
                 meta[key] = {**meta[key], **value}
             else:
                 meta[key] = value
+        check_meta(meta, path / META_FILE)
         atomic_write_json(path / META_FILE, meta)
     return meta
 
@@ -410,30 +698,39 @@ class ModelInfo:
 
 
 def _tree_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    total = 0
+    for dirpath, _dirnames, filenames in os.walk(path):  # links to directories are not followed
+        for filename in filenames:
+            try:
+                total += os.lstat(os.path.join(dirpath, filename)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def list_models(models_dir: str | os.PathLike) -> list[ModelInfo]:
-    """Every model in `models_dir`, sorted by name; unreadable ones carry `error`."""
+    """Every model in `models_dir`, sorted by name; unreadable ones (broken, a link out of
+    the models directory, a permission error) carry `error` and never stop the listing."""
     models_dir = Path(models_dir)
-    if not models_dir.is_dir():
-        return []
     infos = []
-    for entry in sorted(models_dir.iterdir()):
-        if entry.name.startswith(".") or not NAME_PATTERN.fullmatch(entry.name) or not entry.is_dir():
-            continue
+    for name in model_names(models_dir):
+        entry = models_dir / name
+        path = None
         try:
-            meta = read_meta(entry)
+            path = resolve_model(models_dir, name)
+            meta = read_meta(path)
             for rel, info in meta["files"].items():  # presence and size only: no hashing here
-                target = entry / rel
+                target = path / rel
+                if not _inside(target, path):
+                    raise ModelError(f"{target}: a link out of the model directory; refused")
                 if not target.is_file():
                     raise ModelError(f"{target}: missing")
-                if isinstance(info, dict) and target.stat().st_size != info.get("bytes"):
+                if target.stat().st_size != info["bytes"]:
                     raise ModelError(f"{target}: size {target.stat().st_size} bytes, {META_FILE} says "
-                                     f"{info.get('bytes')} (truncated?)")
-            infos.append(ModelInfo(entry.name, entry, meta.get("method"), meta.get("vocab_size"),
-                                   meta.get("dim"), _tree_size(entry.resolve()), meta.get("created")))
-        except ModelError as exc:
-            infos.append(ModelInfo(entry.name, entry, None, None, None, _tree_size(entry.resolve()),
-                                   None, str(exc)))
+                                     f"{info['bytes']} (truncated?)")
+            infos.append(ModelInfo(name, entry, meta.get("method"), meta.get("vocab_size"),
+                                   meta.get("dim"), _tree_size(path), meta.get("created")))
+        except (ModelError, OSError) as exc:
+            message = str(exc) if isinstance(exc, ModelError) else f"{entry}: {exc.strerror or exc}"
+            infos.append(ModelInfo(name, entry, None, None, None, _tree_size(path) if path else 0, None, message))
     return infos

@@ -75,6 +75,11 @@ PARTIAL_CHECKPOINT = "partial"
 
 
 # -- PPMI ---------------------------------------------------------------------
+#: Context-distribution smoothing raises context counts to cds in (0, 1] (1: none; 0.75 is
+#: Levy et al.'s); above 1 it is no smoothing and large values overflow the counts.
+CDS_MAX = 1.0
+
+
 def ppmi(counts: sp.spmatrix, cds: float = 0.75, shift: float = 1.0) -> sp.csr_matrix:
     """Positive PMI with context-distribution smoothing and a shift by log(`shift`).
 
@@ -83,7 +88,7 @@ def ppmi(counts: sp.spmatrix, cds: float = 0.75, shift: float = 1.0) -> sp.csr_m
     become 0 (and are removed), the others are PMI - log(shift). `cds=1` is
     plain PPMI (hyperwords' default); ours is 0.75. Returns float64 CSR.
     """
-    check_real("cds", cds, 0.0, low_open=True)
+    check_real("cds", cds, 0.0, CDS_MAX, low_open=True)
     check_real("shift (the k of log k)", shift, 1.0)
     m = sp.csr_matrix(counts, dtype=np.float64, copy=True)
     if m.shape[0] != m.shape[1]:
@@ -113,6 +118,12 @@ def ppmi(counts: sp.spmatrix, cds: float = 0.75, shift: float = 1.0) -> sp.csr_m
 
 
 # -- SVD ------------------------------------------------------------------------
+#: Eigenvalue weighting exponents accepted: the literature's range (Caron's p: 0, 0.5, 1; negative
+#: values down-weight the top dimensions). Far outside it S**eig overflows: --eig 1000 gave a
+#: model of only NaN and infinity.
+EIG_RANGE = (-1.0, 2.0)
+
+
 def svd_embed(
     matrix: sp.spmatrix,
     dim: int = 100,
@@ -136,7 +147,7 @@ def svd_embed(
     check_int("dim", dim, 1)
     if dim >= n:
         raise ValueError(f"dim={dim} must be smaller than the vocabulary size ({n})")
-    check_real("eig", eig)
+    check_real("eig", eig, *EIG_RANGE)
     # float32 halves the memory traffic of the sparse products that dominate randomized SVD
     # (2x faster here); word vectors are float32 anyway.
     x = sp.csr_matrix(matrix, dtype=np.float32)
@@ -264,9 +275,9 @@ class SVDTrainer(Trainer):
         check_int(self.label("min_count"), self.min_count, 1)
         if self.max_vocab is not None:
             check_int(self.label("max_vocab"), self.max_vocab, 2)
-        check_real(f"{self.label('cds')} (context counts are raised to it)", self.cds, 0.0, low_open=True)
+        check_real(f"{self.label('cds')} (context counts are raised to it)", self.cds, 0.0, CDS_MAX, low_open=True)
         check_real(f"{self.label('shift')} (PMI is shifted by log(shift))", self.shift, 1.0)
-        check_real(self.label("eig"), self.eig)
+        check_real(self.label("eig"), self.eig, *EIG_RANGE)
         check_int(self.label("random_state"), self.random_state, 0, 2**32 - 1)
         check_int(self.label("n_iter"), self.n_iter, 1)
         if self.workers is not None:

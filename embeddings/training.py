@@ -50,7 +50,7 @@ from .atomic import fsync_dir, fsync_tree, sha256_file
 from .corpus import PreparedCorpus, TokenizerConfig, input_key, prepare_corpus
 from .datasets import SAMPLE_NAME, default_data_dir, sample_corpus_path
 from .store import save_model
-from .vectors import Embeddings
+from .vectors import Embeddings, first_non_finite_row
 
 CHECKPOINTS_DIR = ".checkpoints"
 CHECKPOINT_FORMAT = 1
@@ -502,4 +502,10 @@ class Trainer:
         emb: Embeddings | None = getattr(self, "embeddings_", None)
         if emb is None:
             raise ValueError(f"this {type(self).__name__} is not fitted (or pooled nothing): call fit first")
+        # Every trainer's result is checked here (store.save_model checks again, for any caller).
+        row = first_non_finite_row(emb.vectors)
+        if row is not None:
+            raise ValueError(f"{self.method} training produced vectors holding NaN or infinity (first: "
+                             f"{emb.words[row]!r}, row {row}): it diverged or a hyper-parameter overflowed "
+                             f"({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())}); nothing was saved")
         return save_model(models_dir, name, emb, self._write_extra, overwrite=overwrite)

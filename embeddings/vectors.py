@@ -12,6 +12,19 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+_CHECK_ROWS = 1 << 16  # rows checked per step: bounded temporary memory for memory-mapped matrices
+
+
+def first_non_finite_row(vectors: np.ndarray) -> int | None:
+    """The first row of `vectors` holding NaN or an infinity (None when every value is
+    finite). Checked in blocks, so a memory-mapped matrix is read once, never copied whole."""
+    for start in range(0, len(vectors), _CHECK_ROWS):
+        finite = np.isfinite(np.asarray(vectors[start:start + _CHECK_ROWS]))
+        if not finite.all():
+            return start + int(np.argmin(finite.all(axis=1)))
+    return None
+
+
 def _readonly(array: np.ndarray) -> np.ndarray:
     """Return a view of `array` that callers cannot write through."""
     view = array.view()

@@ -4,14 +4,39 @@ The engine is gensim's compiled `corpus_file` path (no Python iterator, scales
 with cores); this module only validates, drives it one epoch at a time, and
 checkpoints at every epoch end.
 
+Why shards (the quality loss of gensim's corpus_file mode, issue 15):
+
+1. gensim's own corpus_file epoch starts worker k at byte `size * k / workers`,
+   in the middle of a line, and lets each worker run until it has read
+   `words / workers` words, checked only after each batch. So with several
+   workers some text is trained twice and some not at all (the sample corpus:
+   538,495 words per epoch for 535,705 tokens; gensim #2693, #2757), and each
+   worker decays the learning rate over its share measured against the whole
+   corpus, so no epoch ends at the next epoch's rate.
+2. Worse, with any number of workers: gensim's reader makes batches of just
+   over 10,000 words, but trains at most 10,000 words of a batch that survive
+   min_count and subsampling, and silently drops the rest (see `BATCH_WORDS`).
+   On the sample corpus (long lines) that was 4.8% of the words kept by
+   subsampling, the same text every epoch: 352,445 trained per epoch where
+   370,069 survive (gensim's iterable mode trains 369,894).
+
+Here the prepared file is cut at line ends into one shard per worker (equal
+bytes), with an out-of-vocabulary filler line wherever a batch would overflow,
+and each worker runs gensim's compiled epoch (`train_epoch_sg`/`train_epoch_cbow`)
+over its whole shard with the shard's line count as the decay basis: every
+token is trained exactly once per epoch, and every worker's rate falls from
+this epoch's to the next's, as in word2vec.c. Where no batch can overflow
+(short lines, enough rare words) a single worker's shard equals the file and
+training equals gensim's own `Word2Vec(corpus_file=...)` bit for bit.
+
 Why epoch by epoch: gensim's `train()` can only start at epoch 0, and passing
 `start_alpha`/`end_alpha` for the remaining epochs reproduces the learning-rate
-schedule only up to float32 rounding. Calling gensim's own per-epoch routine
-(`_train_epoch_corpusfile(cur_epoch=e)`) with the original `alpha`,
-`min_alpha` and `epochs` keeps gensim's schedule bit for bit, so with
-`workers=1`:
+schedule only up to float32 rounding. Calling gensim's compiled per-epoch
+routine with `cur_epoch=e` and the original `alpha`, `min_alpha` and `epochs`
+keeps the schedule bit for bit, so with `workers=1`:
 
-* a fit equals `gensim.models.Word2Vec(corpus_file=...)` called directly, and
+* a fit equals `gensim.models.Word2Vec(corpus_file=...)` called directly
+  where no batch overflows (above), and
 * a run resumed from an epoch-end checkpoint equals an uninterrupted run,
 
 because an epoch is a pure function of (input vectors W, output vectors W',
@@ -37,14 +62,18 @@ The last epoch is not checkpointed: it goes straight into the (atomic) model sav
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
 import os
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Container, Iterator
 
 import numpy as np
 
@@ -57,6 +86,8 @@ from .training import (BackgroundWriter, Checkpoint, Progress, ProgressCallback,
 from .vectors import Embeddings
 
 METHODS = {0: "cbow", 1: "skipgram"}
+#: Default initial learning rate by `sg`: word2vec.c's (0.05 for CBOW, 0.025 for skip-gram).
+DEFAULT_ALPHA = {0: 0.05, 1: 0.025}
 CONTEXT_FILE = "context.npy"
 #: `state["trainer"]` of a word2vec checkpoint.
 CHECKPOINT_KIND = "word2vec"
@@ -90,15 +121,188 @@ def _load_arrays(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
     return arrays
 
 
+# -- line-aligned, batch-safe shards ------------------------------------------------------
+#: gensim's compiled reader (`CythonLineSentence.next_batch`) adds sentences to a batch while it holds
+#: at most this many words, so a batch ends up with more; its trimming step keeps them all (it tests
+#: the batch without the last sentence). The trainer then stops taking words once this many of a batch
+#: survive min_count and subsampling (MAX_SENTENCE_LEN): the rest of the batch is silently never trained.
+BATCH_WORDS = 10_000
+#: Tokens that the tokenizer never produces (no letter or digit), used as out-of-vocabulary filler.
+FILLER_TOKENS = ("#", "|", "~")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One worker's file: whole corpus lines, plus filler lines that end gensim's batches in time.
+
+    `sentences` counts every line (filler too; gensim decays the learning rate by it), `words` the
+    corpus tokens and `filler` the filler tokens."""
+
+    path: Path
+    sentences: int
+    words: int
+    filler: int
+
+
+def line_boundaries(path: str | os.PathLike, parts: int) -> list[int]:
+    """Byte offsets `[0, ..., size]` cutting `path` into `parts` runs of whole lines of about equal size.
+
+    Each cut is moved forward to the next line start; runs may be empty when
+    there are fewer lines than parts."""
+    size = os.path.getsize(path)
+    cuts = [0]
+    with open(path, "rb") as handle:
+        for k in range(1, parts):
+            target = max(size * k // parts, cuts[-1])
+            if target == 0:
+                cuts.append(0)
+                continue
+            handle.seek(target - 1)
+            handle.readline()  # to the end of the line holding byte target-1
+            cuts.append(min(handle.tell(), size))
+    cuts.append(size)
+    return cuts
+
+
+def filler_token(vocabulary: Container[str]) -> str:
+    """A token that is not in `vocabulary` (so gensim skips it), for filler lines."""
+    for token in FILLER_TOKENS:
+        if token not in vocabulary:
+            return token
+    raise ValueError(f"the vocabulary contains every filler token {FILLER_TOKENS}")
+
+
+def write_shards(path: str | os.PathLike, parts: int, directory: str | os.PathLike,
+                 vocabulary: Container[str]) -> list[Shard]:
+    """Copy `path` into up to `parts` line-aligned shard files in `directory` (empty runs dropped),
+    laid out so that gensim's reader never drops a word.
+
+    The shard replays gensim's batching (a batch takes lines until it holds more than BATCH_WORDS
+    words); before a line that could bring a batch to BATCH_WORDS words in `vocabulary`, a line of
+    filler tokens ends the batch just above BATCH_WORDS words. Lines over BATCH_WORDS tokens are cut
+    into lines of BATCH_WORDS, as gensim cuts them. When nothing needed changing a shard's bytes equal
+    its run of `path` (so one worker trains exactly what gensim's own corpus_file epoch trains)."""
+    filler = filler_token(vocabulary).encode("utf-8")
+    known = {word.encode("utf-8") for word in vocabulary}
+    cuts = line_boundaries(path, parts)
+    shards = []
+    with open(path, "rb") as source:
+        for k, (start, end) in enumerate(zip(cuts, cuts[1:])):
+            if end <= start:
+                continue
+            target = Path(directory) / f"shard-{k:03d}.txt"
+            source.seek(start)
+            sentences = words = fillers = 0
+            batch_words = batch_known = 0
+            with open(target, "wb", buffering=1 << 20) as out:
+                position = start
+                for line in iter(source.readline, b""):
+                    if position >= end:
+                        break
+                    position += len(line)
+                    tokens = line.split()
+                    if len(tokens) <= BATCH_WORDS:
+                        pieces = [(line if line.endswith(b"\n") else line + b"\n", tokens)]
+                    else:
+                        chunks = [tokens[i:i + BATCH_WORDS] for i in range(0, len(tokens), BATCH_WORDS)]
+                        pieces = [(b" ".join(chunk) + b"\n", chunk) for chunk in chunks]
+                    for piece, piece_tokens in pieces:
+                        n, n_known = len(piece_tokens), sum(1 for t in piece_tokens if t in known)
+                        if batch_words and batch_known + n_known >= BATCH_WORDS:
+                            pad = BATCH_WORDS + 1 - batch_words  # this filler line ends the batch
+                            out.write(b" ".join([filler] * pad) + b"\n")
+                            sentences, fillers = sentences + 1, fillers + pad
+                            batch_words = batch_known = 0
+                        out.write(piece)
+                        sentences, words = sentences + 1, words + n
+                        batch_words, batch_known = batch_words + n, batch_known + n_known
+                        if batch_words > BATCH_WORDS:
+                            batch_words = batch_known = 0
+            shards.append(Shard(target, sentences, words, fillers))
+    return shards
+
+
+def _remove_orphaned_shards(directory: Path) -> None:
+    """Delete `.shards-PID-*` directories left by a process that no longer runs (kill -9)."""
+    for leftover in directory.glob(".shards-*-*"):
+        pid = leftover.name.split("-")[1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            pass  # alive, or not ours to ask about
+
+
+@contextlib.contextmanager
+def worker_shards(path: Path, parts: int, vocabulary: Container[str]) -> Iterator[list[Shard]]:
+    """The shards of `path` for `parts` workers during a fit: temporary files next to it (same disk;
+    the system temp dir if that is not writable), removed afterwards; a killed run's are removed
+    by the next fit on the same corpus."""
+    try:
+        _remove_orphaned_shards(path.parent)
+        tmp = tempfile.TemporaryDirectory(prefix=f".shards-{os.getpid()}-", dir=path.parent)
+    except OSError:
+        tmp = tempfile.TemporaryDirectory(prefix=f"wordspace-shards-{os.getpid()}-")
+    with tmp as directory:
+        yield write_shards(path, parts, directory, vocabulary)
+
+
+@functools.cache
+def _epoch_functions():
+    """gensim's compiled one-worker epoch routines (sg, cbow) and its vocabulary table."""
+    from gensim.models.word2vec_corpusfile import CythonVocab, train_epoch_cbow, train_epoch_sg
+
+    return train_epoch_sg, train_epoch_cbow, CythonVocab
+
+
+def train_epoch_on_shards(model, shards: list[Shard], epoch: int, vocab) -> tuple[int, int]:
+    """One epoch of gensim's compiled corpus_file training, one thread per shard, each reading its shard
+    to the end; returns (effective words, corpus words) summed over the shards (filler not counted).
+
+    gensim's routine stops a worker once it has read more than `expected_words / model.workers`
+    words; `expected_words = model.workers * (all shard words + 1)` puts that past any shard's end. The
+    learning rate decays by sentences: `expected_examples` = the shard's line count. With one shard
+    equal to the file these are, in effect, the arguments of gensim's own epoch."""
+    train_sg, train_cbow, _vocab = _epoch_functions()
+    train = train_sg if model.sg else train_cbow
+    expected_words = model.workers * (sum(shard.words + shard.filler for shard in shards) + 1)
+    results: list[Any] = [None] * len(shards)
+
+    def run(k: int) -> None:
+        work, neu1 = model._get_thread_working_mem()
+        try:
+            results[k] = train(model, str(shards[k].path), 0, vocab, epoch, shards[k].sentences,
+                               expected_words, work, neu1, model.compute_loss)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            results[k] = exc
+
+    if len(shards) == 1:
+        run(0)
+    else:
+        threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(len(shards))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return (sum(int(r[1]) for r in results),
+            sum(int(r[2]) for r in results) - sum(shard.filler for shard in shards))
+
+
 # -- the estimator ----------------------------------------------------------------
 class Word2VecTrainer(Trainer):
     """word2vec with negative sampling (`hs=0`) on gensim's corpus_file engine.
 
     `sg=0` is CBOW (context vectors averaged, `cbow_mean=1`), `sg=1` skip-gram.
-    Defaults are the original word2vec's, except `alpha=0.025` for both
-    architectures (word2vec.c uses 0.05 for CBOW; gensim uses 0.025 for both,
-    and 0.025 meets the quality bar on the sample corpus); pass `alpha=0.05`
-    for the C tool's CBOW setting. `workers=None` uses every core.
+    Defaults are the original word2vec.c's, including its learning rate:
+    `alpha=None` means 0.05 for CBOW and 0.025 for skip-gram (gensim uses 0.025
+    for both, which costs CBOW about 0.025 WordSim353 Spearman on the sample
+    corpus). `workers=None` uses every core.
 
     After `fit`, `embeddings_` holds W (input vectors, rows most frequent
     first), `context_vectors_` holds W' (syn1neg) when `keep_context`,
@@ -124,7 +328,7 @@ class Word2VecTrainer(Trainer):
         sample: float = 1e-3,
         min_count: int = 5,
         epochs: int = 5,
-        alpha: float = 0.025,
+        alpha: float | None = None,
         min_alpha: float = 1e-4,
         seed: int = 1,
         workers: int | None = None,
@@ -156,9 +360,13 @@ class Word2VecTrainer(Trainer):
             "vector_size": int(self.vector_size), "window": int(self.window),
             "negative": int(self.negative), "ns_exponent": float(self.ns_exponent),
             "sample": float(self.sample), "min_count": int(self.min_count), "epochs": int(self.epochs),
-            "alpha": float(self.alpha), "min_alpha": float(self.min_alpha), "seed": int(self.seed),
+            "alpha": self._alpha(), "min_alpha": float(self.min_alpha), "seed": int(self.seed),
             "workers": self._workers(),
         }
+
+    def _alpha(self) -> float:
+        """The initial learning rate: `alpha`, or word2vec.c's default for this architecture."""
+        return DEFAULT_ALPHA[int(self.sg)] if self.alpha is None else float(self.alpha)
 
     def _workers(self) -> int:
         return int(self.workers) if self.workers is not None else cpu_count()
@@ -178,10 +386,12 @@ class Word2VecTrainer(Trainer):
         check_real(self.label("sample"), self.sample, 0.0)
         check_int(self.label("min_count"), self.min_count, 1)
         check_int(self.label("epochs"), self.epochs, 1)
-        check_real(self.label("alpha"), self.alpha, 0.0, low_open=True)
+        if self.alpha is not None:
+            check_real(self.label("alpha"), self.alpha, 0.0, low_open=True)
         check_real(self.label("min_alpha"), self.min_alpha, 0.0)
-        if self.min_alpha > self.alpha:
-            raise ValueError(f"{self.label('min_alpha')} must be <= alpha ({self.alpha}), got {self.min_alpha!r}")
+        if self.min_alpha > self._alpha():
+            raise ValueError(f"{self.label('min_alpha')} must be <= alpha ({self._alpha()}), "
+                             f"got {self.min_alpha!r}")
         check_int(self.label("seed"), self.seed, 0, 2**32 - 1)
         if self.workers is not None:
             check_int(self.label("workers"), self.workers, 1, 512)
@@ -265,13 +475,13 @@ class Word2VecTrainer(Trainer):
     def _new_model(self, prepared: PreparedCorpus):
         """A gensim Word2Vec with our hyper-parameters and the corpus vocabulary built."""
         Word2Vec = _loss_summing_word2vec()
-        if not hasattr(Word2Vec, "_train_epoch_corpusfile"):  # pragma: no cover - gensim API guard
-            raise RuntimeError("this gensim version lacks Word2Vec._train_epoch_corpusfile (needs gensim >= 3.6, < 5)")
+        if not hasattr(Word2Vec, "_get_thread_working_mem"):  # pragma: no cover - gensim API guard
+            raise RuntimeError("this gensim version lacks Word2Vec._get_thread_working_mem (needs gensim >= 4, < 5)")
         model = Word2Vec(
             sg=int(self.sg), hs=0, negative=int(self.negative), cbow_mean=1,
             vector_size=int(self.vector_size), window=int(self.window), ns_exponent=float(self.ns_exponent),
             sample=float(self.sample), min_count=int(self.min_count), epochs=int(self.epochs),
-            alpha=float(self.alpha), min_alpha=float(self.min_alpha), seed=int(self.seed),
+            alpha=self._alpha(), min_alpha=float(self.min_alpha), seed=int(self.seed),
             workers=self._workers(), hashfxn=stable_hash, compute_loss=True,
         )
         model.build_vocab(corpus_file=str(prepared.path))
@@ -279,7 +489,7 @@ class Word2VecTrainer(Trainer):
 
     def _train(self, model, prepared: PreparedCorpus, params: dict[str, Any], vocab_sha: str,
                state: dict[str, Any], checkpoints, progress: ProgressCallback | None) -> None:
-        """Run the remaining epochs through gensim's per-epoch corpus_file routine."""
+        """Run the remaining epochs through gensim's compiled per-epoch routine, one thread per shard."""
         start = len(state["epoch_losses"])
         epochs = int(self.epochs)
         words = prepared.n_tokens
@@ -289,40 +499,48 @@ class Word2VecTrainer(Trainer):
             return
         # What gensim's train() sets up before its epoch loop (same values as a single train() call).
         model.epochs = epochs
-        model.alpha, model.min_alpha = float(self.alpha), float(self.min_alpha)
+        model.alpha, model.min_alpha = self._alpha(), float(self.min_alpha)
         model.compute_loss = True
         model._check_training_sanity(epochs=model.epochs, total_examples=model.corpus_count,
                                      total_words=model.corpus_total_words)
+        _sg, _cbow, CythonVocab = _epoch_functions()
+        vocab = CythonVocab(model.wv, hs=0, fasttext=False)
         writer = BackgroundWriter(checkpoints) if checkpoints is not None else None
         try:
-            for epoch in range(start, epochs):
-                model.epoch_loss = 0.0
-                began = time.perf_counter()
-                effective, raw, _jobs = model._train_epoch_corpusfile(
-                    str(prepared.path), cur_epoch=epoch, total_examples=model.corpus_count,
-                    total_words=model.corpus_total_words)
-                seconds = time.perf_counter() - began
-                loss = float(model.epoch_loss)
-                previous = state["epoch_losses"][-1] if state["epoch_losses"] else None
-                state["epoch_losses"].append(loss)
-                state["epoch_seconds"].append(seconds)
-                state["epoch_words"].append(int(raw))
-                state["epoch_effective_words"].append(int(effective))
-                # The last epoch goes straight into the (atomic) model save instead: a kill during that
-                # save resumes from epoch N-1 and recomputes the same last epoch.
-                if writer is not None and epoch + 1 < epochs:
-                    self._submit(writer, model, params, prepared.sha256, vocab_sha, state)
-                change = None if previous in (None, 0) else (loss - previous) / previous
-                # gensim's threads read slightly past their share (byte offsets), so count the corpus size.
-                notify(progress, Progress("train", epoch=epoch + 1, epochs=epochs, done=words * (epoch + 1),
-                                          total=words * epochs, unit="word"))
-                notify(progress, Progress("epoch", epoch=epoch + 1, epochs=epochs, loss=loss, unit="words",
-                                          rate=raw / seconds if seconds > 0 else None, seconds=seconds,
-                                          metrics={"loss_change": change}))
+            with worker_shards(prepared.path, model.workers, model.wv.key_to_index) as shards:
+                for epoch in range(start, epochs):
+                    self._train_one_epoch(model, shards, epoch, vocab, params, prepared, vocab_sha, state,
+                                          writer, progress)
         finally:
             if writer is not None:
                 writer.close()
         model._clear_post_train()
+
+    def _train_one_epoch(self, model, shards: list[Shard], epoch: int, vocab, params: dict[str, Any],
+                         prepared: PreparedCorpus, vocab_sha: str, state: dict[str, Any],
+                         writer: BackgroundWriter | None, progress: ProgressCallback | None) -> None:
+        """Train epoch `epoch` on the shards, record it, hand its checkpoint to `writer`, report it."""
+        epochs, words = int(self.epochs), prepared.n_tokens
+        model.epoch_loss = 0.0
+        began = time.perf_counter()
+        effective, raw = train_epoch_on_shards(model, shards, epoch, vocab)
+        seconds = time.perf_counter() - began
+        loss = float(model.epoch_loss)
+        previous = state["epoch_losses"][-1] if state["epoch_losses"] else None
+        state["epoch_losses"].append(loss)
+        state["epoch_seconds"].append(seconds)
+        state["epoch_words"].append(int(raw))
+        state["epoch_effective_words"].append(int(effective))
+        # The last epoch goes straight into the (atomic) model save instead: a kill during that
+        # save resumes from epoch N-1 and recomputes the same last epoch.
+        if writer is not None and epoch + 1 < epochs:
+            self._submit(writer, model, params, prepared.sha256, vocab_sha, state)
+        change = None if previous in (None, 0) else (loss - previous) / previous
+        notify(progress, Progress("train", epoch=epoch + 1, epochs=epochs, done=words * (epoch + 1),
+                                  total=words * epochs, unit="word"))
+        notify(progress, Progress("epoch", epoch=epoch + 1, epochs=epochs, loss=loss, unit="words",
+                                  rate=raw / seconds if seconds > 0 else None, seconds=seconds,
+                                  metrics={"loss_change": change}))
 
     def _submit(self, writer: BackgroundWriter, model, params: dict[str, Any], corpus_sha: str,
                 vocab_sha: str, state: dict[str, Any]) -> None:
@@ -347,7 +565,8 @@ class Word2VecTrainer(Trainer):
         seconds = float(sum(state["epoch_seconds"]))
         words_trained = int(sum(state["epoch_words"]))
         extra: dict[str, Any] = {
-            "trainer": "gensim.models.Word2Vec (corpus_file mode, negative sampling)",
+            "trainer": "gensim.models.Word2Vec compiled corpus_file epochs on line-aligned shards "
+                       "(negative sampling; every corpus word once per epoch)",
             "epoch_losses": state["epoch_losses"],
             "loss_note": "per epoch: sum over worker threads of gensim's running loss (negative "
                          "log-likelihood of the positive and noise pairs, float32 sums)",

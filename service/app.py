@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from embeddings import index as index_mod
 from embeddings import store
+from embeddings.atomic import json_dumps
 
 from .errors import register_error_handlers
 from .health import bp as health_bp
@@ -98,10 +100,22 @@ def resolve_config(config: Mapping[str, Any] | None = None, environ: Mapping[str
     return merged
 
 
+class FiniteJSONProvider(DefaultJSONProvider):
+    """Flask's JSON with no NaN or Infinity ever written (neither is JSON): a non-finite
+    float becomes null. Models refuse non-finite vectors at load; this is the last guard."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("default", self.default)
+        kwargs.setdefault("ensure_ascii", self.ensure_ascii)
+        kwargs.setdefault("sort_keys", self.sort_keys)
+        return json_dumps(obj, **kwargs)
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the Flask app and load (or start loading) the configured models."""
     settings = resolve_config(config)
     app = Flask("wordspace", static_folder=None)
+    app.json = FiniteJSONProvider(app)
     app.config.update(settings)
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False  # OPTIONS is not part of the API: 405 + Allow
     app.json.sort_keys = False

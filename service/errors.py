@@ -1,8 +1,9 @@
 """One JSON error envelope for every 4xx/5xx: `{"error": {"code", "message", ...}}`.
 
 The library raises `MissingWords` (a `KeyError`) and `ValueError`; this edge maps them (and Werkzeug's
-HTTP exceptions) to JSON responses. 405 keeps its `Allow` header; unexpected
-exceptions become a 500 without a traceback in the body (it goes to the log).
+HTTP exceptions) to JSON responses. 405 keeps its `Allow` header; 413 closes the
+connection; unexpected exceptions become a 500 without a traceback in the body (it
+goes to the log).
 """
 from __future__ import annotations
 
@@ -57,6 +58,13 @@ def _http_error(exc: HTTPException) -> Response:
     response = error_response(status, code, exc.description or exc.name)
     if status == 405 and getattr(exc, "valid_methods", None):
         response.headers["Allow"] = ", ".join(sorted(set(exc.valid_methods)))
+    if status == 413:
+        # Close the connection after an over-limit body. An app may not send "Connection: close"
+        # (PEP 3333), but a production server closes a connection whose response has no length:
+        # the envelope goes out as a stream (chunked under HTTP/1.1), then the server closes.
+        body = response.get_data()
+        response.response = (part for part in (body,))
+        del response.headers["Content-Length"]
     return response
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any
+from typing import Any, Iterable
 from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, jsonify, request
@@ -18,6 +18,7 @@ from embeddings.query import ANALOGY_METHODS
 from embeddings.store import NAME_PATTERN
 
 from . import validation as v
+from .registry import registry
 
 bp = Blueprint("openapi", __name__)
 
@@ -39,7 +40,8 @@ def _error(description: str) -> dict[str, Any]:
 ERRORS = {
     "400": "invalid request: bad JSON, wrong types, out-of-range values (code names the problem)",
     "404": "unknown model (model_not_found), unknown word(s) (word_not_found, each with up to 5 close "
-           "spellings), or a model without a contextual encoder (not_contextual)",
+           "spellings; for /contextual, a word that is not a token of the text), or a model without a "
+           "contextual encoder (not_contextual)",
     "405": "method not allowed (the Allow header lists the allowed ones)",
     "413": "request body larger than the limit (1 MiB by default), chunked bodies included",
     "415": "request body is not application/json",
@@ -49,6 +51,18 @@ ERRORS = {
 
 def _errors(*codes: str) -> dict[str, Any]:
     return {code: _error(ERRORS[code]) for code in codes}
+
+
+def _at_most_terms(limit: int) -> dict[str, Any]:
+    """positive + negative + vector hold at most `limit` terms in all: one branch per split
+    (JSON Schema has no sum of array lengths), so the document says what validation enforces."""
+    without = [{"not": {"required": ["vector"]},
+                "properties": {"positive": {"maxItems": p}, "negative": {"maxItems": limit - p}}}
+               for p in range(limit + 1)]
+    with_vector = [{"required": ["vector"],
+                    "properties": {"positive": {"maxItems": p}, "negative": {"maxItems": limit - 1 - p}}}
+                   for p in range(limit)]
+    return {"anyOf": without + with_vector}
 
 
 WORD = {"type": "string", "minLength": 1, "maxLength": v.MAX_WORD_CHARS}
@@ -73,6 +87,8 @@ SCHEMAS: dict[str, Any] = {
                 "message": {"type": "string"},
                 "models": {"$ref": REF + "ModelStates",
                            "description": "GET /readyz only: every model's state"},
+                "workers": {"$ref": REF + "WorkerStates",
+                            "description": "GET /readyz under `serve --workers N` only: every worker's state"},
                 "missing": {"type": "array", "items": {
                     "type": "object", "required": ["word", "suggestions"], "additionalProperties": False,
                     "properties": {"word": {"type": "string"},
@@ -87,11 +103,17 @@ SCHEMAS: dict[str, Any] = {
     "ScoredList": {"type": "array", "maxItems": v.K_MAX, "items": _ref("Scored")},
     "WeightedWord": {"type": "object", "required": ["word"], "additionalProperties": False,
                      "properties": {"word": _ref("Word"),
-                                    "weight": {"type": "number", "minimum": -v.MAX_WEIGHT, "maximum": v.MAX_WEIGHT,
-                                               "default": 1}}},
+                                    "weight": {"type": "number", "default": 1,
+                                               "description": f"{v.MIN_WEIGHT:g} <= |weight| <= {v.MAX_WEIGHT:g}",
+                                               "anyOf": [{"type": "number", "minimum": v.MIN_WEIGHT,
+                                                          "maximum": v.MAX_WEIGHT},
+                                                         {"type": "number", "minimum": -v.MAX_WEIGHT,
+                                                          "maximum": -v.MIN_WEIGHT}]}}},
     "Term": {"anyOf": [_ref("Word"), _ref("WeightedWord")]},
     "Vector": {"type": "array", "minItems": 1, "maxItems": v.MAX_VECTOR_DIM,
-               "items": {"type": "number", "minimum": -1e30, "maximum": 1e30},
+               "items": {"type": "number", "minimum": -v.MAX_VECTOR_ABS, "maximum": v.MAX_VECTOR_ABS},
+               # not all zero: some value at least 1e-150 in magnitude (smaller norms underflow)
+               "contains": {"anyOf": [{"minimum": v.MIN_VECTOR_PEAK}, {"maximum": -v.MIN_VECTOR_PEAK}]},
                "description": "exactly the model's dimension; finite; not all zero"},
     "IndexInfo": {"type": "object", "required": ["kind", "source", "seconds"],
                   "properties": {"kind": {"type": "string", "enum": ["flat", "hnsw"]},
@@ -120,7 +142,16 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"status": {"type": "string", "enum": ["ready", "loading", "failed"]},
                        "error": {"type": "string"}}}},
     "Readiness": {"type": "object", "required": ["status", "models"], "additionalProperties": False,
-                  "properties": {"status": {"const": "ready"}, "models": _ref("ModelStates")}},
+                  "properties": {"status": {"const": "ready"}, "models": _ref("ModelStates"),
+                                 "workers": _ref("WorkerStates")}},
+    "WorkerStates": {"type": "array", "description": "pre-forked workers (`serve --workers N`), one per slot",
+                     "items": {"type": "object", "required": ["slot", "pid", "status", "generation"],
+                               "additionalProperties": False,
+                               "properties": {"slot": {"type": "integer"}, "pid": NULLABLE_INT,
+                                              "status": {"enum": ["ready", "loading", "reloading", "not ready",
+                                                                  "not running"]},
+                                              "generation": {"type": "integer",
+                                                             "description": "reloads (SIGHUP) loaded"}}}},
     "NeighborsResponse": {"type": "object", "required": ["word", "neighbors"], "additionalProperties": False,
                           "properties": {"word": {"type": "string"}, "neighbors": _ref("ScoredList")}},
     "SimilarRequest": {
@@ -137,10 +168,13 @@ SCHEMAS: dict[str, Any] = {
             "exact": {"type": "boolean", "default": False,
                       "description": "exact matrix-product search instead of the index"},
         },
-        "anyOf": [
-            {"required": ["positive"], "properties": {"positive": {"minItems": 1}}},
-            {"required": ["negative"], "properties": {"negative": {"minItems": 1}}},
-            {"required": ["vector"]},
+        "allOf": [
+            {"anyOf": [  # at least one term
+                {"required": ["positive"], "properties": {"positive": {"minItems": 1}}},
+                {"required": ["negative"], "properties": {"negative": {"minItems": 1}}},
+                {"required": ["vector"]},
+            ]},
+            _at_most_terms(v.MAX_TERMS),
         ],
     },
     "SimilarResponse": {"type": "object", "required": ["results"], "additionalProperties": False,
@@ -171,9 +205,7 @@ SCHEMAS: dict[str, Any] = {
                                "properties": {"pair": {"type": "array", "minItems": 2, "maxItems": 2,
                                                        "items": {"type": "string"}},
                                               "similarity": {"type": ["number", "null"]},
-                                              "models": {"$ref": REF + "ModelStates",
-                           "description": "GET /readyz only: every model's state"},
-                "missing": {"type": "array", "items": {"type": "string"}}}}}}},
+                                              "missing": {"type": "array", "items": {"type": "string"}}}}}}},
     "VectorsRequest": {"type": "object", "required": ["words"], "additionalProperties": False,
                        "properties": {"words": {"type": "array", "minItems": 1, "maxItems": v.MAX_LIST_ITEMS,
                                                 "items": _ref("Word")},
@@ -194,8 +226,11 @@ SCHEMAS: dict[str, Any] = {
                                          "scores": {"type": "array", "items": _ref("Scored"),
                                                     "description": "each word's cosine to the mean, input order"}}},
     "ContextualRequest": {"type": "object", "required": ["text"], "additionalProperties": False,
-                          "properties": {"text": {"type": "string", "minLength": 1, "maxLength": v.MAX_TEXT_CHARS},
-                                         "word": _ref("Word"), "k": K}},
+                          "properties": {"text": {"type": "string", "minLength": 1, "maxLength": v.MAX_TEXT_CHARS,
+                                                  "description": "a text without words has no tokens"},
+                                         "word": {**WORD, "description": "one token of the text (else 404 "
+                                                                         "word_not_found)"},
+                                         "k": K}},
     "ContextualResponse": {
         "type": "object",
         "description": "contextual vectors of the text's words (a long text is truncated to what the encoder "
@@ -229,14 +264,18 @@ SCHEMAS: dict[str, Any] = {
     "ProjectionRequest": {
         "type": "object", "required": ["words"], "additionalProperties": False,
         "description": "TruncatedSVD (random_state 0) of the centred unit vectors: fit on the words themselves "
-                       "(`selected`, at least 2 distinct words) or on the `fit_top` most frequent words (`vocab`: "
-                       "one fixed map for every request)",
+                       "(`selected`: at least 2 words; copies of one word all map to the origin) or on the "
+                       "`fit_top` most frequent words (`vocab`: one fixed map for every request)",
         "properties": {"words": {"type": "array", "minItems": 1, "maxItems": v.MAX_PROJECTION_WORDS,
                                  "items": _ref("Word")},
                        "fit_on": {"type": "string", "enum": ["selected", "vocab"], "default": "selected"},
                        "fit_top": {"type": "integer", "minimum": v.FIT_TOP_MIN, "maximum": v.FIT_TOP_MAX,
                                    "default": v.FIT_TOP_DEFAULT,
-                                   "description": "with fit_on vocab only: how many of the most frequent words"}}},
+                                   "description": "with fit_on vocab only: how many of the most frequent words"}},
+        # fit_on vocab (any fit_top), or the selected words: then at least 2 of them and no fit_top.
+        "anyOf": [{"required": ["fit_on"], "properties": {"fit_on": {"const": "vocab"}}},
+                  {"not": {"required": ["fit_top"]}, "properties": {"words": {"minItems": 2}}}],
+    },
     "ProjectionResponse": {
         "type": "object", "required": ["fit_on", "fit_words", "explained_variance", "points"],
         "additionalProperties": False,
@@ -459,8 +498,10 @@ def _with_examples(paths: dict[str, Any]) -> dict[str, Any]:
     return paths
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.1 document (a fresh copy each call)."""
+def openapi_document(dims: Iterable[int] = ()) -> dict[str, Any]:
+    """The OpenAPI 3.1 document (a fresh copy each call). `dims`: the dimensions of the
+    served models; when they all have one dimension D, a `Vector` must have exactly D
+    numbers (as `validation.check_vector` requires), otherwise 1 to 4096."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -477,13 +518,24 @@ def openapi_document() -> dict[str, Any]:
     }
     doc = json.loads(json.dumps(doc))
     _with_examples(doc["paths"])
+    dims = set(dims)
+    if len(dims) == 1:
+        dim = dims.pop()
+        doc["components"]["schemas"]["Vector"].update(
+            minItems=dim, maxItems=dim, description=f"exactly {dim} numbers (the served models' dimension); "
+                                                    "finite; not all zero")
     return doc
+
+
+def served_document() -> dict[str, Any]:
+    """The document for the models this app serves now (see `openapi_document`)."""
+    return openapi_document({model.emb.dim for model in registry().snapshot.models.values()})
 
 
 @bp.get("/openapi.json")
 def openapi_json():
-    """The OpenAPI document."""
-    return jsonify(openapi_document())
+    """The OpenAPI document of this deployment."""
+    return jsonify(served_document())
 
 
 # -- /docs: a readable page made from the document ----------------------------------------
@@ -630,4 +682,4 @@ def _docs_html(doc: dict[str, Any], base: str) -> str:
 @bp.get("/docs")
 def docs():
     """A self-contained HTML description of every operation (no external assets)."""
-    return Response(_docs_html(openapi_document(), request.url_root), mimetype="text/html")
+    return Response(_docs_html(served_document(), request.url_root), mimetype="text/html")

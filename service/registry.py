@@ -1,8 +1,9 @@
 """The served models: each loaded `Embeddings` with its index (and contextual encoder),
 or the reason it failed. One immutable snapshot, replaced by one reference swap.
 
-Loading never stops at a broken model: a corrupt or truncated model is recorded
-as failed with its reason and the others serve. `reload()` builds a whole new
+Loading never stops at a broken model: any exception while loading one model (a
+corrupt or truncated file, a surprise in its meta.json, a bug) records that model as
+failed with its reason, and the others serve. `reload()` builds a whole new
 snapshot on the side and swaps it in; requests already holding the old
 snapshot finish on it.
 """
@@ -101,20 +102,30 @@ class Registry:
         """The names to serve: the configured list, or every model in the directory."""
         if self.names is not None:
             return list(dict.fromkeys(self.names))
-        if not self.models_dir.is_dir():
-            return []
-        # Names only (as store.list_models selects them); meta.json is read by load_one, where a
-        # broken one fails that model alone.
-        return sorted(entry.name for entry in self.models_dir.iterdir()
-                      if store.NAME_PATTERN.fullmatch(entry.name) and entry.is_dir())
+        # Names only, no link followed (as store.list_models selects them); load_one reads each
+        # model, where a broken one (or a link out of the models directory) fails that model alone.
+        return store.model_names(self.models_dir)
 
     def load_one(self, name: str) -> LoadedModel:
         """Load model `name` with its index (built and persisted when missing or corrupt)."""
+        # A save may swap the link and clean the old version while it is read: retry on the new one.
+        for attempt in range(3):
+            resolved = self._resolve(name)
+            try:
+                return self._load_version(name, resolved)
+            except store.ModelError:
+                if attempt == 2 or self._resolve(name) == resolved:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _resolve(self, name: str) -> Path:
+        try:
+            return store.resolve_model(self.models_dir, name)
+        except store.ModelNotFound:
+            raise store.ModelError(f"no model named {name!r} in {self.models_dir}") from None
+
+    def _load_version(self, name: str, resolved: Path) -> LoadedModel:
         s = self.settings
-        path = store.model_path(self.models_dir, name)
-        if not path.exists():
-            raise store.ModelError(f"no model named {name!r} in {self.models_dir}")
-        resolved = path.resolve()
         with ThreadPoolExecutor(max_workers=4) as pool:
             emb, index_file = self._load_verified(resolved, pool)
             backend, report = load_or_build(
@@ -136,10 +147,7 @@ class Registry:
         file (hashlib and FAISS release the GIL). The index is only returned as a future:
         a corrupt index is rebuilt by `load_or_build`, it does not fail the model. Encoder
         files are left to `load_contextual`, which checks them itself."""
-        try:
-            meta = store.read_meta(path)
-        except UnicodeDecodeError as exc:  # store.read_meta lets this escape; name the file
-            raise store.ModelError(f"{path / store.META_FILE}: not UTF-8 ({exc})") from None
+        meta = store.read_meta(path)
         index_file = pool.submit(_timed_read, path) if INDEX_FILE in meta["files"] else None
         if not self.settings["VERIFY_CHECKSUMS"]:
             return store.load_model_dir(path, verify=False, mmap=True), index_file
@@ -159,7 +167,11 @@ class Registry:
                 import faiss
 
                 faiss.omp_set_num_threads(int(self.settings["BUILD_THREADS"]))  # this thread only
-            names = self.configured_names()
+            try:
+                names = self.configured_names()
+            except OSError as exc:  # an unreadable models directory: nothing to serve, say why
+                log.error("cannot list the models directory %s: %s", self.models_dir, exc)
+                names = []
             models: dict[str, LoadedModel] = {}
             failed: dict[str, str] = {}
             # While the first load runs, report the names as loading (readyz -> 503).
@@ -169,18 +181,23 @@ class Registry:
                 started = time.perf_counter()
                 try:
                     models[name] = self.load_one(name)
-                except (store.ModelError, ValueError, KeyError, OSError, RuntimeError, ImportError) as exc:
+                except Exception as exc:  # noqa: BLE001 - one model's failure, whatever it is, is that model's
                     reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
                     failed[name] = f"{type(exc).__name__}: {reason}"
-                    log.error("model %s failed to load after %.2f s: %s", name,
-                              time.perf_counter() - started, failed[name])
+                    # A broken file is the model's problem; anything else is also a bug: keep its traceback.
+                    expected = isinstance(exc, (store.ModelError, OSError, ImportError))
+                    log.error("model %s failed to load after %.2f s: %s", name, time.perf_counter() - started,
+                              failed[name], exc_info=not expected)
             snapshot = Snapshot(models, failed, frozenset(), tuple(names))
             self._snapshot = snapshot
             return snapshot
 
     def start_background(self) -> threading.Thread:
         """Load in a daemon thread (readyz says 503 until it is done)."""
-        names = self.configured_names()
+        try:
+            names = self.configured_names()
+        except OSError:
+            names = []  # reload() reports it
         self._snapshot = Snapshot(loading=frozenset(names), configured=tuple(names))
         thread = threading.Thread(target=self.reload, name="wordspace-loader", daemon=True)
         thread.start()

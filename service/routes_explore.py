@@ -37,14 +37,15 @@ def projection(name: str):
     model = get_model(name)
     body = json_body(request)
     check_fields(body, ("words", "fit_on", "fit_top"), ("words",))
-    words = list(dict.fromkeys(get_words(body, "words", 1, MAX_PROJECTION_WORDS)))
+    given = get_words(body, "words", 1, MAX_PROJECTION_WORDS)
+    words = list(dict.fromkeys(given))
     fit_on = get_choice(body, "fit_on", FIT_ON, "selected")
     fit_top = get_int(body, "fit_top", FIT_TOP_DEFAULT, FIT_TOP_MIN, FIT_TOP_MAX)
     if fit_on == "selected":
         if "fit_top" in body:
             raise bad_request("'fit_top' applies only with \"fit_on\": \"vocab\"", "invalid_parameter")
-        if len(words) < 2:
-            raise bad_request("fitting the map on the selected words needs at least 2 distinct words "
+        if len(given) < 2:  # as the OpenAPI schema says; copies of one word map to the origin
+            raise bad_request("fitting the map on the selected words needs at least 2 words "
                               "(or use \"fit_on\": \"vocab\")", "invalid_parameter")
     result = model.index.project(words, fit_top=fit_top if fit_on == "vocab" else None)
     fitted = len(words) if fit_on == "selected" else min(fit_top, len(model.emb))
@@ -58,7 +59,7 @@ def frequency_map(name: str):
     """The `n` most frequent words (the first rows) on the map fit on them, with their counts."""
     model = get_model(name)
     n = min(query_int(request.args, "n", MAP_DEFAULT, MAP_MIN, MAP_MAX), len(model.emb))
-    result = project_2d(model.index.unit[:n])  # ValueError (400) for a one-word model
+    result = project_2d(model.index.unit[:n])  # a one-word model: one point, the origin
     points = np.round(result.points, MAP_DECIMALS)
     counts = model.emb.counts
     return jsonify({"n": n, "words": list(model.emb.words[:n]),

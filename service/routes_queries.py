@@ -117,8 +117,8 @@ def contextual(name: str):
     body = json_body(request)
     check_fields(body, ("text", "word", "k"), ("text",))
     text = body["text"]
-    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_CHARS:
-        raise bad_request(f"'text' must be a non-blank string of at most {MAX_TEXT_CHARS} characters",
+    if not isinstance(text, str) or not text or len(text) > MAX_TEXT_CHARS:
+        raise bad_request(f"'text' must be a non-empty string of at most {MAX_TEXT_CHARS} characters",
                           "invalid_parameter")
     word = get_word(body, "word") if "word" in body else None
     k = get_k(body)

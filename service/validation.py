@@ -3,7 +3,8 @@
 Nothing is clamped or coerced silently: `k` must be a JSON integer in [1, 100]
 (`true`, `1.5`, `"10"` and `null` are rejected), words are non-empty strings of
 at most 100 characters, vectors have the model's dimension, are finite and not
-all zero. JSON with `NaN`/`Infinity`, invalid UTF-8 or absurd nesting is a 400.
+all zero (one value at least 1e-150 in magnitude), weights are within ±[1e-6, 1e6]. The
+OpenAPI document (`openapi.py`) states each of these limits. JSON with `NaN`/`Infinity`, invalid UTF-8 or absurd nesting is a 400.
 """
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ MAX_TEXT_CHARS = 10_000
 MAX_VECTOR_DIM = 4096
 MAX_RESTRICT_VOCAB = 1_000_000_000
 MAX_WEIGHT = 1e6
+MIN_WEIGHT = 1e-6  # smallest |weight|: a term must count (5e-324 would make the query vector underflow to 0)
+#: A client vector needs one value at least this large in magnitude: smaller ones (all zeros,
+#: subnormals) have no direction (their norm underflows to 0).
+MIN_VECTOR_PEAK = 1e-150
+MAX_VECTOR_ABS = 1e30
 #: The explorer's maps: words per projection request, words on a frequency map, rows to fit on.
 MAX_PROJECTION_WORDS = 500
 MAP_MIN, MAP_MAX, MAP_DEFAULT = 2, 50_000, 1_000
@@ -147,10 +153,12 @@ def get_words(body: Mapping[str, Any], name: str, low: int, high: int) -> list[s
 
 
 def check_weight(value: Any, where: str) -> float:
-    """A finite number (not a bool) of magnitude at most 1e6."""
+    """A number (not a bool) of magnitude in [1e-6, 1e6], either sign (a zero or vanishing
+    weight would make a term that does not count)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or abs(value) > MAX_WEIGHT:
-        raise bad_request(f"{where} must be a finite number with |x| <= {MAX_WEIGHT:g}", "invalid_parameter")
+            or not MIN_WEIGHT <= abs(value) <= MAX_WEIGHT:
+        raise bad_request(f"{where} must be a number with {MIN_WEIGHT:g} <= |x| <= {MAX_WEIGHT:g}",
+                          "invalid_parameter")
     return float(value)
 
 
@@ -163,10 +171,11 @@ def check_vector(value: Any, dim: int, where: str = "'vector'") -> np.ndarray:
     if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in value):
         raise bad_request(f"{where} must contain only numbers", "invalid_vector")
     vector = np.asarray(value, dtype=np.float64)
-    if not np.all(np.isfinite(vector)) or np.any(np.abs(vector) > 1e30):
-        raise bad_request(f"{where} must contain finite numbers (|x| <= 1e30)", "invalid_vector")
-    if not np.any(vector):
-        raise bad_request(f"{where} is all zeros; a zero vector has no direction", "invalid_vector")
+    if not np.all(np.isfinite(vector)) or np.any(np.abs(vector) > MAX_VECTOR_ABS):
+        raise bad_request(f"{where} must contain finite numbers (|x| <= {MAX_VECTOR_ABS:g})", "invalid_vector")
+    if not np.any(np.abs(vector) >= MIN_VECTOR_PEAK):
+        raise bad_request(f"{where} is all zeros (no value with |x| >= {MIN_VECTOR_PEAK:g}); a zero vector has "
+                          "no direction", "invalid_vector")
     return vector
 
 

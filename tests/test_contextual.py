@@ -15,7 +15,7 @@ from wordspace.cli import main
 from embeddings.corpus import prepare_corpus, tokenize
 from embeddings.datasets import benchmark_path
 from embeddings.encoders import MINILM, HFEncoder, set_torch_threads
-from embeddings.in_context import ContextualModel, embed_in_context, is_contextual, load_contextual
+from embeddings.in_context import ContextualModel, WordNotInText, embed_in_context, is_contextual, load_contextual
 from embeddings.pooling import build_contextual_model, make_windows, pool_static, save_contextual, select_windows
 from embeddings.vectors import Embeddings
 from tests.helpers import to_keyed_vectors
@@ -204,12 +204,19 @@ def test_embed_in_context_neighbours_match_gensim(model, pooled):
 
 
 def test_embed_in_context_bad_input(model, pooled):
-    cases = [("", None, "empty"), ("   ", None, "empty"), ("?!", None, "no words"),
-             ("the river bank", "money", "does not occur"), ("the river bank", "river bank", "single token"),
-             ("the river bank", "", "empty")]
-    for text, word, message in cases:
-        with pytest.raises(ValueError, match=message):
+    for text, word in [("", None), ("the river bank", "")]:
+        with pytest.raises(ValueError, match="empty"):
             embed_in_context(model, pooled, text, word)
+    # A word that is not one token of the text: a KeyError (the REST API's 404 word_not_found).
+    for text, word, message in [("the river bank", "money", "does not occur"),
+                                ("the river bank", "river bank", "single token"),
+                                ("the river bank", "  ", "single token"), ("?!", "bank", "does not occur")]:
+        with pytest.raises(WordNotInText, match=message):
+            embed_in_context(model, pooled, text, word)
+    # A text without words has no tokens (not an error: nothing in it to look up).
+    for text in ("   ", "?!"):
+        result = embed_in_context(model, pooled, text)
+        assert result["tokens"] == [] and result["n_tokens"] == result["n_encoded"] == 0
     for k in (0, -1, True, 1.5, "3"):
         with pytest.raises(ValueError, match="k must be"):
             embed_in_context(model, pooled, "the river bank", "bank", k=k)
@@ -222,7 +229,7 @@ def test_long_text_is_truncated_with_a_flag(model, pooled):
     result = embed_in_context(model, pooled, text)
     assert result["truncated"] and result["n_tokens"] == 801
     assert result["n_encoded"] == model.max_len - 2 == len(result["tokens"])
-    with pytest.raises(ValueError, match="only after the first"):
+    with pytest.raises(WordNotInText, match="only after the first"):
         embed_in_context(model, pooled, text, "bank")
     assert not embed_in_context(model, pooled, "the river bank", "river")["truncated"]
 

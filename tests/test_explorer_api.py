@@ -82,8 +82,10 @@ def test_projection_edge_cases():
     assert two_dims.points.shape == (3, 2)
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         project_2d(np.ones((3, 1), np.float32))
-    with pytest.raises(ValueError, match="at least 2 words"):
-        project_2d(np.ones((1, 4), np.float32))
+    one = project_2d(np.ones((1, 4), np.float32))  # one word: one point, the origin
+    assert one.explained_variance == (0.0, 0.0) and not one.points.any()
+    with pytest.raises(ValueError, match="at least one word"):
+        project_2d(np.ones((0, 4), np.float32))
     with pytest.raises(ValueError, match="finite"):
         project_2d(np.array([[np.nan, 1, 2], [1, 2, 3]], np.float32))
     index = WordIndex.brute_force(planted_embeddings())
@@ -131,7 +133,7 @@ def test_projection_route_answers_what_the_core_computes(api):
 
 
 @pytest.mark.parametrize("body", [
-    {}, {"words": []}, {"words": "king"}, {"words": ["king"]}, {"words": ["king", "king"]},
+    {}, {"words": []}, {"words": "king"}, {"words": ["king"]},
     {"words": ["king", 3]}, {"words": ["king", ""]}, {"words": ["king", "queen"], "fit_top": 10},
     {"words": ["king"], "fit_on": "vocab", "fit_top": 1}, {"words": ["king"], "fit_on": "corpus"},
     {"words": ["king"] * (v.MAX_PROJECTION_WORDS + 1)}, {"words": ["king", "queen"], "extra": 1},
@@ -139,6 +141,12 @@ def test_projection_route_answers_what_the_core_computes(api):
 def test_projection_bad_bodies_are_400(api, body):
     response = api.post("/models/planted/projection", json=body)
     assert response.status_code == 400, response.get_json()
+
+
+def test_projection_of_copies_of_one_word_is_the_origin(api):
+    """Two words as the OpenAPI schema asks, but the same one: one point, at the origin (not a 400)."""
+    body = api.post("/models/planted/projection", json={"words": ["king", "king"]}).get_json()
+    assert body["points"] == [{"word": "king", "x": 0.0, "y": 0.0}] and body["explained_variance"] == [0.0, 0.0]
 
 
 def test_projection_unknown_words_are_404_with_suggestions(api):
@@ -158,8 +166,8 @@ def test_frequency_map(api):
     assert api.get("/models/nocounts/map?n=5").get_json()["counts"] is None
     for query in ("n=1", "n=50001", "n=x", "n=-3"):
         assert api.get(f"/models/planted/map?{query}").status_code == 400
-    one = api.get("/models/one/map")
-    assert one.status_code == 400 and "2 words" in one.get_json()["error"]["message"]
+    one = api.get("/models/one/map").get_json()  # a one-word model: its word at the origin
+    assert one["words"] == ["solo"] and one["x"] == [0.0] and one["y"] == [0.0]
     assert api.get("/models/nope/map").status_code == 404
 
 

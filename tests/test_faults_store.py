@@ -167,8 +167,9 @@ def test_kill9_during_add_model_file_leaves_no_stray_temp_file(tmp_path):
     models_dir = tmp_path / "models"
     store.save_model(models_dir, "m", make_model(0, n=100))
     path = store.model_path(models_dir, "m").resolve()
-    # Exactly the state a kill inside atomic_write leaves: a half-written sibling temp file.
-    (path / ".index.faiss.abc123.tmp").write_bytes(b"\0" * 1000)
+    # Exactly the state a kill inside atomic_write leaves: a half-written sibling temp file
+    # (mkstemp's 8 random characters).
+    (path / ".meta.json.abc123_x.tmp").write_bytes(b"\0" * 1000)
     assert store.load_model(models_dir, "m").meta["generation"] == 0
     store.clean_stale(models_dir)
     assert stray_files_in_versions(models_dir) == []

@@ -16,8 +16,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (content_type_conformance, positive_data_acceptance,
+                                               response_schema_conformance, status_code_conformance)
 
 from embeddings import store
 from embeddings.vectors import Embeddings
@@ -27,10 +27,16 @@ from tests.conftest import planted_embeddings
 from tests.test_api import tiny_contextual
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+#: Positive cases also check that a request the document allows is never refused with a 4xx
+#: other than 404 (an unknown model or word), as `schemathesis run --checks all` does.
+POSITIVE_CHECKS = CHECKS + [positive_data_acceptance]
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 #: Generated cases per operation and mode (positive + negative = 220 per operation with inputs).
 EXAMPLES_PER_MODE = 110
 SERVED, CONTEXTUAL = "fuzz", "ctx"
+#: The tiny contextual model's dimension: with every served model of one dimension, the served
+#: document says exactly how long a `vector` must be (positive data is then always accepted).
+FUZZ_DIM = 16
 #: Words of the planted model (tests.conftest) put into some generated bodies.
 KNOWN_WORDS = ("man", "king", "woman", "king")
 
@@ -52,7 +58,7 @@ def has_inputs(label: str) -> bool:
 def fuzz_vocabulary() -> Embeddings:
     """The planted model plus every printable one-character word, so that generated
     strings often hit the vocabulary and the real query paths run, not only 404s."""
-    base = planted_embeddings()
+    base = planted_embeddings(dim=FUZZ_DIM)
     extra = [c for c in string.printable if not c.isspace()] + ["00", "aa", "AA", "é", "日本"]
     words = list(base.words) + [w for w in extra if w not in base]
     rng = np.random.default_rng(0)
@@ -108,7 +114,7 @@ def fuzz_operation(schema: Any, label: str, mode: GenerationMode, max_examples: 
         response = case.call()
         stats.statuses[response.status_code] += 1
         try:
-            case.validate_response(response, checks=CHECKS)
+            case.validate_response(response, checks=POSITIVE_CHECKS if mode == GenerationMode.POSITIVE else CHECKS)
         except (AssertionError, BaseExceptionGroup) as exc:  # one Failure, or a FailureGroup of several
             stats.failures.append(f"{exc}\n  reproduce: {case.as_curl_command()}")
 

@@ -10,7 +10,7 @@ import pytest
 
 from analysis.analogy import evaluate_analogies
 from analysis.datasets import read_analogies, read_word_pairs
-from analysis.report import compare_models, markdown_table, write_report
+from analysis.report import bar_figure, compare_models, markdown_table, write_report
 from analysis.similarity import evaluate_word_pairs
 from embeddings import store
 from embeddings.metadata import ModelMeta
@@ -175,12 +175,97 @@ def test_evaluate_commands_report_bad_input(two_models, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "analogy", "alpha", "--restrict", "0", "--models", str(two_models)])
     assert "must be a positive integer" in capsys.readouterr().err
-    empty = store.save_model(tmp_path / "m", "empty", _empty())
-    assert main(["evaluate", "similarity", "empty", "--models", str(empty.parent)]) == 1
-    assert "has no vectors" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no words"):  # an empty model is never saved (nor loaded)
+        store.save_model(tmp_path / "m", "empty", _empty())
 
 
 def _empty():
     from embeddings.vectors import Embeddings
 
     return Embeddings([], np.zeros((0, 5), dtype=np.float32))
+
+
+# -- honest evaluation: coverage, common subset, one default ------------------------------
+def test_low_coverage_scores_are_flagged_in_table_json_png_and_cli(two_models, tmp_path, capsys):
+    """The models know ~90% of the Google words but few WordSim353/SimLex words."""
+    rows = compare_models(two_models, ["alpha"], restrict_vocab=1500, save=False, log=lambda _: None)
+    ws = rows[0].scores["similarity/ws353"]
+    assert ws["coverage"] < 0.5 and rows[0].scores["analogy/google/3cosadd"]["coverage"] > 0.5
+    table = markdown_table(rows, 1500)
+    ws_cell = table.splitlines()[2].split(" | ")[7]
+    assert ws_cell.endswith("⚠") and f"{ws['seen']}/{ws['total']}" in ws_cell
+    assert "coverage under 50%" in table and "--common" in table
+    assert any("similarity/ws353: low coverage" in w for w in rows[0].to_dict()["warnings"])
+    # report.png: every bar has its value on top and its coverage at its foot.
+    texts = [t.get_text() for t in bar_figure(rows).axes[0].texts]
+    for key in ("analogy/google/3cosadd", "similarity/ws353"):
+        assert f"{rows[0].value(key):.2f}" in texts
+    assert f"cov {100 * ws['coverage']:.0f}% ⚠" in texts
+    assert sum(t.startswith("cov ") for t in texts) == 4
+    assert main(["compare", "alpha", "-o", str(tmp_path / "out"), "--restrict", "1500",
+                 "--models", str(two_models)]) == 0
+    err = capsys.readouterr().err
+    assert "wordspace: warning: alpha: similarity/ws353: low coverage: only" in err
+    assert main(["evaluate", "similarity", "alpha", "--restrict", "1500", "--no-save",
+                 "--models", str(two_models)]) == 0
+    captured = capsys.readouterr()
+    assert "wordspace: warning: ws353: low coverage" in captured.err
+    assert "WARNING: low coverage" in captured.out
+
+
+def test_compare_common_scores_every_model_on_the_shared_items(two_models, tmp_path, capsys):
+    names = ["alpha", "beta", "gamma"]
+    before = {n: store.read_meta(two_models / n).get("evaluation") for n in names}
+    logs: list[str] = []
+    rows = compare_models(two_models, names, restrict_vocab=1500, log=logs.append, common=True)
+    own = compare_models(two_models, names, restrict_vocab=1500, save=False, log=lambda _: None)
+    emb = [store.load_model(two_models, n) for n in names]
+    for key, items in (("analogy/google/3cosadd", "questions"), ("similarity/ws353", "ws353"),
+                       ("similarity/simlex999", "simlex999")):
+        totals = {row.scores[key]["total"] for row in rows}
+        assert len(totals) == 1, key  # the same items for every model...
+        common = totals.pop()
+        assert all(row.scores[key]["seen"] == common for row in rows)  # ...all of them covered
+        assert common <= min(row.scores[key]["seen"] for row in own)
+        assert rows[0].scores[key]["common"] == {"items": common, "of": own[0].scores[key]["total"]}
+    # Scored exactly as the evaluators on that subset: the questions all three models know.
+    google = read_analogies("google")
+    known = [{w.upper() for w in e.words[:1500]} for e in emb]
+    shared = [q for q in google.questions
+              if all({q.a.upper(), q.b.upper(), q.c.upper(), q.expected.upper()} <= k for k in known)]
+    assert rows[0].scores["analogy/google/3cosadd"]["total"] == len(shared)
+    assert any(line.startswith(f"common to 3 models: {len(shared)}/19544 Google questions") for line in logs)
+    assert "Common subset (--common)" in markdown_table(rows, 1500)
+    # Scores on a subset never pass for the full ones: nothing stored.
+    assert {n: store.read_meta(two_models / n).get("evaluation") for n in names} == before
+    assert main(["compare", *names, "--common", "-o", str(tmp_path / "out"), "--restrict", "1500",
+                 "--models", str(two_models)]) == 0
+    captured = capsys.readouterr()
+    assert f"common to 3 models: {len(shared)}/19544" in captured.err
+    assert "Common subset (--common)" in captured.out
+
+
+def test_evaluate_and_compare_share_the_default_restrict():
+    from analysis.analogy import DEFAULT_RESTRICT
+    from analysis.report import COMPARE_RESTRICT
+    from wordspace.cli import build_parser
+
+    parser = build_parser()
+    defaults = {parser.parse_args(argv).restrict for argv in (
+        ["evaluate", "analogy", "m"], ["evaluate", "similarity", "m"], ["compare", "-o", "x"])}
+    assert defaults == {DEFAULT_RESTRICT} == {COMPARE_RESTRICT} == {300_000}
+
+
+def test_evaluate_reads_a_csv_with_a_header_and_notes_it(two_models, tmp_path, capsys):
+    path = tmp_path / "pairs.csv"
+    path.write_text("Word 1,Word 2,Human (mean)\n" + "".join(
+        f"{a},{b},{s}\n" for a, b, s in [("athens", "greece", 9), ("paris", "france", 8.5), ("king", "queen", 8)]),
+        encoding="utf-8")
+    assert main(["evaluate", "similarity", "alpha", "--dataset", str(path), "--no-save", "--json",
+                 "--models", str(two_models)]) == 0
+    captured = capsys.readouterr()
+    assert "wordspace: note: " in captured.err and "read as a header line" in captured.err
+    assert "separated by commas" in captured.err
+    assert "fewer than 10" in captured.err
+    doc = json.loads(captured.out)
+    assert doc["result"]["total"] == 3 and len(doc["result"]["notes"]) == 2

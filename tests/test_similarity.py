@@ -74,7 +74,7 @@ def test_undefined_correlation_is_none_not_a_warning(planted):
 
 @pytest.mark.parametrize("text, message", [
     ("love\tsex\n", ":1: expected"),
-    ("# header\nlove\tsex\tmuch\n", ":2: score 'much' is not a number"),
+    ("# comment\nlove\tsex\t5\nlove\tsex\tmuch\n", ":3: score 'much' is not a number"),
     ("a\tb\tnan\n", ":1: score 'nan' is not finite"),
     ("# only comments\n", "no word pairs"),
 ])
@@ -90,3 +90,40 @@ def test_space_separated_pairs_are_read(tmp_path):
     path.write_text("king queen 8.5\nman  woman 7\n", encoding="utf-8")
     pairs = read_word_pairs(path).pairs
     assert [(p.word1, p.word2, p.score, p.line) for p in pairs] == [("king", "queen", 8.5, 1), ("man", "woman", 7.0, 2)]
+
+
+def test_header_line_and_comma_separators_are_read_with_a_note(tmp_path):
+    """The original WordSim353 CSV: a header line and commas."""
+    path = tmp_path / "combined.csv"
+    path.write_text("Word 1,Word 2,Human (mean)\nlove,sex,6.77\ntiger,cat,7.35\n", encoding="utf-8")
+    dataset = read_word_pairs(path)
+    assert [(p.word1, p.word2, p.score, p.line) for p in dataset.pairs] == [
+        ("love", "sex", 6.77, 2), ("tiger", "cat", 7.35, 3)]
+    assert len(dataset.notes) == 2
+    assert ":1: read as a header line and skipped: 'Word 1,Word 2,Human (mean)'" in dataset.notes[0]
+    assert "separated by commas" in dataset.notes[1]
+    tabbed = tmp_path / "tabbed.tsv"
+    tabbed.write_text("word1\tword2\tscore\nlove\tsex\t6.77\n", encoding="utf-8")
+    assert [p.word1 for p in read_word_pairs(tabbed).pairs] == ["love"]
+    assert len(read_word_pairs(tabbed).notes) == 1  # the header only
+    assert read_word_pairs("ws353").notes == ()  # the shipped files need no note
+
+
+def test_low_coverage_and_too_few_pairs_warn():
+    emb = Embeddings(["cat", "dog", "car", "tiger"], np.array(
+        [[1, 0, 0], [0.9, 0.1, 0], [0, 0, 1], [0.8, 0.3, 0.1]], dtype=np.float32))
+    known = [WordPair("cat", "dog", 9.0, 1), WordPair("cat", "car", 1.0, 2), WordPair("tiger", "cat", 8.0, 3)]
+    unknown = [WordPair("zebra", f"w{i}", 3.0, 10 + i) for i in range(4)]
+    report = evaluate_word_pairs(emb, known + unknown)  # 3/7 = 43% covered, 3 usable pairs
+    assert len(report.warnings) == 2
+    assert report.warnings[0].startswith("low coverage: only 3/7 pairs (42.9%)")
+    assert "only 3 usable pairs (fewer than 10)" in report.warnings[1] and "meaningless" in report.warnings[1]
+    assert report.to_dict()["warnings"] == list(report.warnings)
+    assert "WARNING: low coverage" in report.table()
+    half = evaluate_word_pairs(emb, known + unknown[:3])  # exactly 50%: not low
+    assert [w for w in half.warnings if "coverage" in w] == []
+
+
+def test_enough_covered_pairs_do_not_warn(pair_embeddings):
+    report = evaluate_word_pairs(pair_embeddings, "ws353")
+    assert report.coverage > 0.5 and report.seen >= 10 and report.warnings == ()

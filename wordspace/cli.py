@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="vector file, or glove-6b-50d")
     p.add_argument("--format", choices=FORMATS, help="file format (required for files)")
     p.add_argument("--name", help="model name (default for glove-6b-50d: glove-6b-50d)")
-    p.add_argument("--limit", type=int, default=None, help="read only the first N vectors")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="read only the first N vectors")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model of that name")
     p.set_defaults(func=_cmd_import)
 

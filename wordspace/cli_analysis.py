@@ -56,6 +56,14 @@ def _load(args: argparse.Namespace):
     return emb
 
 
+def _warn_report(report) -> None:
+    """Print a report's notes and warnings (low coverage, too few pairs) to stderr."""
+    for note in getattr(report, "notes", ()):
+        _err(f"wordspace: note: {note}")
+    for warning in report.warnings:
+        _err(f"wordspace: warning: {report.dataset}: {warning}")
+
+
 def _store_results(args: argparse.Namespace, results: dict) -> None:
     try:
         store.update_meta(models_dir(args), args.model, {"evaluation": results})
@@ -90,6 +98,7 @@ def _cmd_analogy(args: argparse.Namespace) -> None:
                                     include_inputs=args.include_inputs, eps=args.eps,
                                     ranks=args.details is not None)
         _err(f"  done in {report.seconds:.2f} s")
+        _warn_report(report)
         reports.append(report)
     if not args.no_save:
         _store_results(args, {analogy_key(r.dataset, r.method) + ("+inputs" if r.include_inputs else ""):
@@ -111,6 +120,7 @@ def _cmd_similarity(args: argparse.Namespace) -> None:
     emb = _load(args)
     report = evaluate_word_pairs(emb, pairs, restrict_vocab=args.restrict,
                                  case_insensitive=not args.case_sensitive)
+    _warn_report(report)
     if not args.no_save:
         _store_results(args, {similarity_key(report.dataset): stamp(similarity_summary(report))})
     if args.json:
@@ -140,7 +150,10 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 def _cmd_compare(args: argparse.Namespace) -> None:
     rows = compare_models(models_dir(args), args.names, restrict_vocab=args.restrict,
                           case_insensitive=not args.case_sensitive, eps=args.eps, reuse=not args.fresh,
-                          log=_err)
+                          log=_err, common=args.common)
+    for row in rows:
+        for warning in row.warnings():
+            _err(f"wordspace: warning: {warning}")
     paths = write_report(rows, args.out, args.restrict, not args.case_sensitive, args.eps)
     if args.json:
         print(json.dumps({"models": [row.to_dict() for row in rows],
@@ -161,7 +174,8 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
     def shared(p: argparse.ArgumentParser) -> None:
         p.add_argument("model", help="model name")
         p.add_argument("--restrict", type=_positive_int, default=DEFAULT_RESTRICT, metavar="N",
-                       help=f"only the N most frequent words count (default: {DEFAULT_RESTRICT}, gensim's)")
+                       help=f"only the N most frequent words count (default: {DEFAULT_RESTRICT:,}, gensim's; "
+                            "the same as `wordspace compare`)")
         p.add_argument("--case-sensitive", action="store_true",
                        help="match words exactly (default: upper-case both sides, gensim's rule; "
                             "the first, most frequent, case variant stands for the word)")
@@ -218,14 +232,18 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
         description="Evaluate every model (default: all in the models directory) on the Google analogies "
                     "(3CosAdd, 3CosMul), WordSim353 and SimLex-999 with the same settings; print the table "
                     "and write report.md, report.json and report.png. Stored results with the same settings "
-                    "are re-used; a model that fails to load is reported and skipped.")
+                    "are re-used; a model that fails to load is reported and skipped. A score on under 50% "
+                    "of its dataset is flagged; --common compares all models on their common items.")
     p.add_argument("names", nargs="*", metavar="MODEL", help="models to compare (default: all)")
     p.add_argument("-o", "--out", type=Path, required=True, help="output directory")
     p.add_argument("--restrict", type=_positive_int, default=COMPARE_RESTRICT, metavar="N",
-                   help=f"the N most frequent words of each model (default {COMPARE_RESTRICT}, as "
-                        "word2vec's compute-accuracy)")
+                   help=f"the N most frequent words of each model (default {COMPARE_RESTRICT:,}, gensim's, "
+                        "the same as `wordspace evaluate`)")
     p.add_argument("--case-sensitive", action="store_true", help="match words exactly")
     p.add_argument("--eps", type=_positive_float, default=DEFAULT_EPS, help="3CosMul's epsilon")
     p.add_argument("--fresh", action="store_true", help="recompute even when meta.json has the results")
+    p.add_argument("--common", action="store_true",
+                   help="score every model on only the questions and pairs that all of them cover (the fair "
+                        "side-by-side; says how many); these scores are not stored in meta.json")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
     p.set_defaults(func=_cmd_compare)

@@ -1,14 +1,11 @@
-"""`wordspace serve` (the REST API under waitress) and `wordspace index` (build and
-persist FAISS indexes ahead of serving)."""
+"""`wordspace serve` (the REST API under waitress, in pre-forked worker processes: see
+`wordspace.serving`) and `wordspace index` (build and persist FAISS indexes ahead of serving)."""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
-import time
 
 import faiss
 from threadpoolctl import threadpool_limits
@@ -17,10 +14,11 @@ from waitress import create_server
 from embeddings import store
 from embeddings.index import HNSW_EF_CONSTRUCTION, HNSW_M, INDEX_FILE, load_or_build
 from embeddings.training import cpu_count
-from service.app import create_app
-from service.registry import registry
+from service.app import resolve_config
+from service.workers import MAX_WORKERS, WorkerBoard
 
 from .cli_common import UserError, models_dir
+from .serving import Supervisor, listen_socket, models_to_build, run_worker
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -28,6 +26,24 @@ DEFAULT_THREADS = 8
 #: waitress buffers whole request bodies before the app sees them; bodies between the
 #: app's limit and this many times it get the JSON 413, larger ones waitress's own 413.
 WAITRESS_BODY_FACTOR = 16
+#: Open connections each worker process keeps (waitress's default is 100). A connection that
+#: sends its request slowly holds a slot, not a request thread; past the limit new clients
+#: wait in the listen backlog, so 100 slow senders starved everyone. poll() instead of
+#: select() (limited to 1,024 descriptors) lets one process hold this many; the number is
+#: capped by the open-files limit. Past it, put a reverse proxy (nginx) in front: it
+#: buffers whole requests before they reach waitress.
+CONNECTION_LIMIT = 1000
+#: Seconds an idle connection (no byte in or out) is kept; waitress's default is 120.
+CHANNEL_TIMEOUT = 30
+
+
+def connection_limit(wanted: int = CONNECTION_LIMIT) -> int:
+    """`wanted`, or less when the soft open-files limit (minus 64 for the models' own files
+    and the listening socket) is lower."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return wanted if soft == resource.RLIM_INFINITY else max(1, min(wanted, soft - 64))
 
 
 def limit_native_threads(n: int) -> None:
@@ -58,38 +74,48 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         config["MODELS"] = args.model
     if args.ef_search is not None:
         config["HNSW_EF_SEARCH"] = args.ef_search
+    workers = cpu_count() if args.workers is None else args.workers
+    if not 1 <= workers <= MAX_WORKERS:
+        raise UserError(f"--workers must be in [1, {MAX_WORKERS}], got {workers}")
+    try:
+        resolve_config(config)  # here, not in each forked worker
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     limit_native_threads(1)
-    app = create_app(config)
-    server = create_server(app, host=args.host, port=args.port, threads=args.threads, ident="wordspace",
-                           max_request_body_size=app.config["MAX_CONTENT_LENGTH"] * WAITRESS_BODY_FACTOR,
-                           clear_untrusted_proxy_headers=True)
-    reg = registry(app)
+    try:  # the leftovers of interrupted saves go at server start (only this program's own)
+        store.clean_stale(directory)
+    except OSError as exc:  # e.g. a read-only models directory: serve anyway
+        logging.getLogger("wordspace.service").warning("cannot clean %s: %s", directory, exc)
+    try:
+        sock = listen_socket(args.host, args.port)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    board = WorkerBoard(workers)
 
-    def report_when_loaded() -> None:
-        while reg.snapshot.loading:
-            time.sleep(0.05)
+    def make_server(app):
+        return create_server(app, sockets=[sock], threads=args.threads, ident="wordspace",
+                             max_request_body_size=app.config["MAX_CONTENT_LENGTH"] * WAITRESS_BODY_FACTOR,
+                             connection_limit=connection_limit(), asyncore_use_poll=True,
+                             channel_timeout=CHANNEL_TIMEOUT, clear_untrusted_proxy_headers=True)
+
+    def report_when_loaded(snap) -> None:
         if "torch" in sys.modules:  # a contextual encoder was loaded: one intra-op thread per request
             sys.modules["torch"].set_num_threads(1)
-        snap = reg.snapshot
-        print(f"wordspace: {len(snap.models)} model(s) ready"
+        print(f"wordspace: worker pid {os.getpid()}: {len(snap.models)} model(s) ready"
               + (f", {len(snap.failed)} failed: {', '.join(snap.failed)}" if snap.failed else ""), flush=True)
 
-    def reload_on_hup(_signum, _frame) -> None:
-        # Build the new models and indexes on the side, then swap one reference.
-        threading.Thread(target=reg.reload, name="wordspace-reload", daemon=True).start()
+    def worker(slot: int) -> int:
+        limit_native_threads(1)
+        return run_worker(config, board, slot, make_server, report_when_loaded)
 
-    signal.signal(signal.SIGHUP, reload_on_hup)
-    # The address is always the first line (scripts read it); "ready" follows once loaded.
-    print(f"wordspace: serving {directory} on http://{args.host}:{server.effective_port} "
-          f"({args.threads} threads; /readyz turns 200 when every model is loaded)", flush=True)
-    threading.Thread(target=report_when_loaded, name="wordspace-ready", daemon=True).start()
+    # The address is always the first line (scripts read it); "ready" lines follow once loaded.
+    print(f"wordspace: serving {directory} on http://{args.host}:{sock.getsockname()[1]} "
+          f"({workers} worker process(es) x {args.threads} threads; /readyz turns 200 when every "
+          "worker has loaded every model)", flush=True)
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        return Supervisor(board, worker, leader_first=lambda: bool(models_to_build(config))).run()
     finally:
-        server.close()
-    return 0
+        sock.close()
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -102,10 +128,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
     failures = 0
     for name in names:
         try:
-            # The index itself is checked by load_or_build (and skipped with --rebuild).
-            emb = store.load_model(directory, name, skip=(INDEX_FILE,))
-            _, report = load_or_build(directory, name, emb, kind=args.kind, rebuild=args.rebuild,
-                                      m=args.m, ef_construction=args.ef_construction)
+            # The index itself is checked by load_or_build (and skipped with --rebuild); it is
+            # recorded for the version its vectors came from (not persisted if replaced meanwhile).
+            path = store.resolve_model(directory, name)
+            emb = store.load_model_dir(path, skip=(INDEX_FILE,))
+            _, report = load_or_build(directory, name, emb, model_dir=path, kind=args.kind,
+                                      rebuild=args.rebuild, m=args.m, ef_construction=args.ef_construction)
         except (store.ModelError, KeyError) as exc:
             failures += 1
             print(f"{name}: failed: {exc.args[0] if exc.args else exc}", file=sys.stderr)
@@ -124,11 +152,17 @@ def register(subparsers, common: argparse.ArgumentParser) -> None:
                     "/readyz answers 503; a model with a corrupt file (index.faiss included: run "
                     "'wordspace index NAME --rebuild') is reported failed while the others serve. BLAS/OpenMP run one thread per request. "
                     "SIGHUP reloads the models directory (new models appear, changed ones are "
-                    "swapped in once loaded; requests in flight finish on the old ones).")
+                    "swapped in once loaded; requests in flight finish on the old ones). --workers N "
+                    "pre-forks N processes on one port; SIGHUP reaches each, /readyz is 200 only when "
+                    "every worker has loaded every model of the latest reload, a dead worker is replaced, "
+                    "and SIGTERM/SIGINT stop them all.")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"bind address (default: {DEFAULT_HOST})")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any free one (default: {DEFAULT_PORT})")
     p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
-                   help=f"waitress request threads (default: {DEFAULT_THREADS})")
+                   help=f"waitress request threads per worker (default: {DEFAULT_THREADS})")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="worker processes sharing the port and the memory-mapped vectors and indexes "
+                        f"(default: the core count, {cpu_count()} here)")
     p.add_argument("--model", action="append", metavar="NAME",
                    help="serve only this model (repeatable; default: all models)")
     p.add_argument("--ef-search", type=int, default=None, metavar="N",

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from embeddings.training import peak_memory_mib
+from embeddings.word2vec import DEFAULT_ALPHA
 
 from .cli_train import add_train_options, run_training
 
@@ -33,9 +34,9 @@ def register(train_subparsers, common: argparse.ArgumentParser) -> None:
                        help="frequent-word subsampling threshold; 0 disables it (default: 1e-3)")
         p.add_argument("--min-count", type=int, default=5, help="ignore words rarer than this (default: 5)")
         p.add_argument("--epochs", type=int, default=5, help="passes over the corpus (default: 5)")
-        p.add_argument("--alpha", type=float, default=0.025,
-                       help="initial learning rate, decays linearly to 1e-4 (default: 0.025; "
-                            "word2vec.c uses 0.05 for CBOW)")
+        p.add_argument("--alpha", type=float, default=None,
+                       help="initial learning rate, decays linearly to 1e-4 (default: word2vec.c's, "
+                            f"{DEFAULT_ALPHA[0 if family == 'cbow' else 1]} for {family})")
         p.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
         p.add_argument("--workers", type=int, default=None,
                        help="training threads (default: all cores; 1 for bit-reproducible runs)")
