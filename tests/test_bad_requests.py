@@ -456,27 +456,38 @@ def send_chunked(host: str, port: int, path: str, payload: bytes, chunk: int = 6
             sock.sendall(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass  # the server may answer and close before the whole body is sent
-        response = b""
-        while True:
-            try:
-                data = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            response += data
+        response = read_until_closed(sock)
     head, _, body = response.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1]) if head else 0
     if b"transfer-encoding: chunked" in head.lower():  # e.g. the 413, which closes the connection
-        decoded = b""
-        while body:
-            size_line, _, body = body.partition(b"\r\n")
-            size = int(size_line.split(b";")[0], 16)
-            if size == 0:
-                break
-            decoded, body = decoded + body[:size], body[size + 2:]
-        body = decoded
+        body = dechunk(body)
     return status, body
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (a reset counts as closed)."""
+    response = b""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        response += data
+    return response
+
+
+def dechunk(body: bytes) -> bytes:
+    """The payload of a chunked HTTP body."""
+    out = b""
+    while body:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, body = out + body[:size], body[size + 2:]
+    return out
 
 
 @pytest.fixture(scope="module")

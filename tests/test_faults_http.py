@@ -14,7 +14,7 @@ import pytest
 from embeddings import store
 from service.app import create_app
 from tests.conftest import planted_embeddings
-from tests.test_bad_requests import request, running_server
+from tests.test_bad_requests import dechunk, read_until_closed, request, running_server
 from tests.test_faults_models import strict_json
 
 SLOW_CLIENTS = 110  # more than waitress's default connection_limit (100), which starved everyone
@@ -91,27 +91,8 @@ def post_sized(host: str, port: int, size: int) -> tuple[bytes, float]:
             sock.sendall(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # answered and closed before the whole body was sent (waitress's own 413)
-        response = b""
-        while True:
-            try:
-                data = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not data:
-                break
-            response += data
+        response = read_until_closed(sock)
     return response, time.monotonic() - started
-
-
-def dechunk(body: bytes) -> bytes:
-    out = b""
-    while body:
-        size_line, _, body = body.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            break
-        out, body = out + body[:size], body[size + 2:]
-    return out
 
 
 @pytest.mark.parametrize("mib", [1.5, 4, 15.9])
