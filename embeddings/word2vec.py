@@ -62,10 +62,12 @@ The last epoch is not checkpointed: it goes straight into the (atomic) model sav
 """
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import hashlib
 import io
+import itertools
 import os
 import shutil
 import tempfile
@@ -178,10 +180,14 @@ def write_shards(path: str | os.PathLike, parts: int, directory: str | os.PathLi
     laid out so that gensim's reader never drops a word.
 
     The shard replays gensim's batching (a batch takes lines until it holds more than BATCH_WORDS
-    words); before a line that could bring a batch to BATCH_WORDS words in `vocabulary`, a line of
-    filler tokens ends the batch just above BATCH_WORDS words. Lines over BATCH_WORDS tokens are cut
-    into lines of BATCH_WORDS, as gensim cuts them. When nothing needed changing a shard's bytes equal
-    its run of `path` (so one worker trains exactly what gensim's own corpus_file epoch trains)."""
+    words). A line that would bring a batch to BATCH_WORDS words in `vocabulary` is cut where the
+    batch still holds fewer; the batch then ends there (it already holds more than BATCH_WORDS words
+    in all, counting the out-of-vocabulary ones) or, if not, after a short filler line, and the rest
+    of the line starts the next batch. Lines over BATCH_WORDS tokens are cut into lines of
+    BATCH_WORDS, as gensim cuts them. A cut ends a sentence where word2vec.c would run on (it cuts
+    every 1,000 words), a few times per BATCH_WORDS words. When nothing needed changing a shard's
+    bytes equal its run of `path` (so one worker trains exactly what gensim's own corpus_file epoch
+    trains)."""
     filler = filler_token(vocabulary).encode("utf-8")
     known = {word.encode("utf-8") for word in vocabulary}
     cuts = line_boundaries(path, parts)
@@ -192,34 +198,59 @@ def write_shards(path: str | os.PathLike, parts: int, directory: str | os.PathLi
                 continue
             target = Path(directory) / f"shard-{k:03d}.txt"
             source.seek(start)
-            sentences = words = fillers = 0
-            batch_words = batch_known = 0
             with open(target, "wb", buffering=1 << 20) as out:
+                writer = _BatchSafeWriter(out, known, filler)
                 position = start
                 for line in iter(source.readline, b""):
                     if position >= end:
                         break
                     position += len(line)
-                    tokens = line.split()
-                    if len(tokens) <= BATCH_WORDS:
-                        pieces = [(line if line.endswith(b"\n") else line + b"\n", tokens)]
-                    else:
-                        chunks = [tokens[i:i + BATCH_WORDS] for i in range(0, len(tokens), BATCH_WORDS)]
-                        pieces = [(b" ".join(chunk) + b"\n", chunk) for chunk in chunks]
-                    for piece, piece_tokens in pieces:
-                        n, n_known = len(piece_tokens), sum(1 for t in piece_tokens if t in known)
-                        if batch_words and batch_known + n_known >= BATCH_WORDS:
-                            pad = BATCH_WORDS + 1 - batch_words  # this filler line ends the batch
-                            out.write(b" ".join([filler] * pad) + b"\n")
-                            sentences, fillers = sentences + 1, fillers + pad
-                            batch_words = batch_known = 0
-                        out.write(piece)
-                        sentences, words = sentences + 1, words + n
-                        batch_words, batch_known = batch_words + n, batch_known + n_known
-                        if batch_words > BATCH_WORDS:
-                            batch_words = batch_known = 0
-            shards.append(Shard(target, sentences, words, fillers))
+                    writer.write_line(line)
+            shards.append(Shard(target, writer.sentences, writer.words, writer.filler))
     return shards
+
+
+class _BatchSafeWriter:
+    """Writes lines to a shard, replaying gensim's batching and cutting a line where a batch would
+    reach BATCH_WORDS words in the vocabulary (see `write_shards`); counts what it wrote."""
+
+    def __init__(self, out: io.BufferedWriter, known: set[bytes], filler: bytes) -> None:
+        self.out, self.known, self.filler_token = out, known, filler
+        self.sentences = self.words = self.filler = 0
+        self.batch_words = self.batch_known = 0
+
+    def write_line(self, line: bytes) -> None:
+        tokens = line.split()
+        flags = [token in self.known for token in tokens]
+        if len(tokens) <= BATCH_WORDS and self.batch_known + sum(flags) < BATCH_WORDS:
+            self._emit(line if line.endswith(b"\n") else line + b"\n", tokens, sum(flags))  # as is
+            return
+        for begin in range(0, len(tokens), BATCH_WORDS):
+            piece, piece_flags = tokens[begin:begin + BATCH_WORDS], flags[begin:begin + BATCH_WORDS]
+            while piece:
+                room = BATCH_WORDS - 1 - self.batch_known  # known words this batch may still take
+                running = list(itertools.accumulate(piece_flags))
+                if running[-1] <= room:
+                    self._emit(b" ".join(piece) + b"\n", piece, running[-1])
+                    break
+                cut = bisect.bisect_right(running, room)  # the longest prefix that fits
+                if cut:
+                    self._emit(b" ".join(piece[:cut]) + b"\n", piece[:cut], running[cut - 1])
+                if self.batch_words:  # still open: a filler line just long enough ends it
+                    pad = BATCH_WORDS + 1 - self.batch_words
+                    self.out.write(b" ".join([self.filler_token] * pad) + b"\n")
+                    self.sentences, self.filler = self.sentences + 1, self.filler + pad
+                    self.batch_words = self.batch_known = 0
+                piece, piece_flags = piece[cut:], piece_flags[cut:]
+
+    def _emit(self, data: bytes, tokens: list[bytes], n_known: int) -> None:
+        """Write one line of corpus tokens (`n_known` of them in the vocabulary); advance the batch."""
+        self.out.write(data)
+        self.sentences, self.words = self.sentences + 1, self.words + len(tokens)
+        self.batch_words += len(tokens)
+        self.batch_known += n_known
+        if self.batch_words > BATCH_WORDS:
+            self.batch_words = self.batch_known = 0
 
 
 def _remove_orphaned_shards(directory: Path) -> None:
@@ -309,9 +340,12 @@ class Word2VecTrainer(Trainer):
     `resumed_from_epoch_` the epochs a resumed run started with (else None) and
     `notes_` what the start had to say (skipped broken checkpoints...).
 
-    Loss: the per-epoch loss is the sum of gensim's per-thread running losses
-    over that epoch (not gensim's cumulative total; see `_loss_summing_word2vec`
-    for why gensim alone reports only one thread's share with `workers > 1`).
+    Loss: with `compute_loss=True` the per-epoch loss is the sum of gensim's
+    per-thread running losses over that epoch (not gensim's cumulative total;
+    see `_loss_summing_word2vec` for why gensim alone reports only one thread's
+    share with `workers > 1`). It is off by default, as in gensim and
+    word2vec.c: it costs about 5% of skip-gram's time and never changes the
+    vectors (the epoch losses are then recorded as None).
     """
 
     cli_flags = {"vector_size": "--dim", "ns_exponent": "--ns-exponent", "min_count": "--min-count",
@@ -333,6 +367,7 @@ class Word2VecTrainer(Trainer):
         seed: int = 1,
         workers: int | None = None,
         keep_context: bool = False,
+        compute_loss: bool = False,
     ) -> None:
         self.sg = sg
         self.vector_size = vector_size
@@ -347,6 +382,7 @@ class Word2VecTrainer(Trainer):
         self.seed = seed
         self.workers = workers
         self.keep_context = keep_context
+        self.compute_loss = compute_loss
 
     @property
     def method(self) -> str:  # type: ignore[override]
@@ -361,7 +397,7 @@ class Word2VecTrainer(Trainer):
             "negative": int(self.negative), "ns_exponent": float(self.ns_exponent),
             "sample": float(self.sample), "min_count": int(self.min_count), "epochs": int(self.epochs),
             "alpha": self._alpha(), "min_alpha": float(self.min_alpha), "seed": int(self.seed),
-            "workers": self._workers(),
+            "workers": self._workers(), "compute_loss": bool(self.compute_loss),
         }
 
     def _alpha(self) -> float:
@@ -396,6 +432,7 @@ class Word2VecTrainer(Trainer):
         if self.workers is not None:
             check_int(self.label("workers"), self.workers, 1, 512)
         check_bool("keep_context", self.keep_context)
+        check_bool("compute_loss", self.compute_loss)
 
     def check_corpus(self, corpus: PreparedCorpus) -> int:
         """Raise `ValueError` if `corpus` cannot train this model; return the tokens kept by min_count."""
@@ -482,7 +519,8 @@ class Word2VecTrainer(Trainer):
             vector_size=int(self.vector_size), window=int(self.window), ns_exponent=float(self.ns_exponent),
             sample=float(self.sample), min_count=int(self.min_count), epochs=int(self.epochs),
             alpha=self._alpha(), min_alpha=float(self.min_alpha), seed=int(self.seed),
-            workers=self._workers(), hashfxn=stable_hash, compute_loss=True,
+            workers=self._workers(), hashfxn=stable_hash,
+            compute_loss=bool(self.compute_loss),
         )
         model.build_vocab(corpus_file=str(prepared.path))
         return model
@@ -500,7 +538,7 @@ class Word2VecTrainer(Trainer):
         # What gensim's train() sets up before its epoch loop (same values as a single train() call).
         model.epochs = epochs
         model.alpha, model.min_alpha = self._alpha(), float(self.min_alpha)
-        model.compute_loss = True
+        model.compute_loss = bool(self.compute_loss)
         model._check_training_sanity(epochs=model.epochs, total_examples=model.corpus_count,
                                      total_words=model.corpus_total_words)
         _sg, _cbow, CythonVocab = _epoch_functions()
@@ -525,7 +563,7 @@ class Word2VecTrainer(Trainer):
         began = time.perf_counter()
         effective, raw = train_epoch_on_shards(model, shards, epoch, vocab)
         seconds = time.perf_counter() - began
-        loss = float(model.epoch_loss)
+        loss = float(model.epoch_loss) if model.compute_loss else None
         previous = state["epoch_losses"][-1] if state["epoch_losses"] else None
         state["epoch_losses"].append(loss)
         state["epoch_seconds"].append(seconds)
@@ -535,7 +573,7 @@ class Word2VecTrainer(Trainer):
         # save resumes from epoch N-1 and recomputes the same last epoch.
         if writer is not None and epoch + 1 < epochs:
             self._submit(writer, model, params, prepared.sha256, vocab_sha, state)
-        change = None if previous in (None, 0) else (loss - previous) / previous
+        change = None if loss is None or previous in (None, 0) else (loss - previous) / previous
         notify(progress, Progress("train", epoch=epoch + 1, epochs=epochs, done=words * (epoch + 1),
                                   total=words * epochs, unit="word"))
         notify(progress, Progress("epoch", epoch=epoch + 1, epochs=epochs, loss=loss, unit="words",
@@ -569,7 +607,8 @@ class Word2VecTrainer(Trainer):
                        "(negative sampling; every corpus word once per epoch)",
             "epoch_losses": state["epoch_losses"],
             "loss_note": "per epoch: sum over worker threads of gensim's running loss (negative "
-                         "log-likelihood of the positive and noise pairs, float32 sums)",
+                         "log-likelihood of the positive and noise pairs, float32 sums); None when "
+                         "trained without compute_loss",
             "epoch_seconds": state["epoch_seconds"],
             "epoch_words": state["epoch_words"],
             "epoch_effective_words": state["epoch_effective_words"],

@@ -39,13 +39,13 @@ def wordsim_spearman(emb, dataset: str = "ws353") -> float:
 @pytest.fixture(scope="module")
 def skipgram_sample(sample_corpus):
     """Skip-gram, 100-d, 20 epochs on the sample corpus (trained once, context vectors kept)."""
-    return SkipGram(vector_size=100, epochs=20, keep_context=True).fit(sample_corpus)
+    return SkipGram(vector_size=100, epochs=20, keep_context=True, compute_loss=True).fit(sample_corpus)
 
 
 @pytest.fixture(scope="module")
 def cbow_sample(sample_corpus):
     """CBOW, 100-d, 20 epochs on the sample corpus (trained once; default alpha 0.05)."""
-    return CBOW(vector_size=100, epochs=20).fit(sample_corpus)
+    return CBOW(vector_size=100, epochs=20, compute_loss=True).fit(sample_corpus)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,7 @@ def small_corpus(sample_corpus, tmp_path_factory):
     return prepare_corpus(raw, raw.parent / "prepared")
 
 
-SMALL = dict(vector_size=24, window=4, min_count=3, epochs=3, workers=1, seed=11)
+SMALL = dict(vector_size=24, window=4, min_count=3, epochs=3, workers=1, seed=11, compute_loss=True)
 
 
 # -- quality ----------------------------------------------------------------------
@@ -171,18 +171,40 @@ def _gensim_batches(path):
 
 
 @pytest.mark.parametrize("parts", [1, 2])
-def test_filler_lines_keep_every_batch_under_gensims_limit(parts, small_corpus, tmp_path):
-    vocabulary = set(small_corpus.vocabulary().words)  # every token known: every batch would overflow
+@pytest.mark.parametrize("known_share", [1.0, 0.97])
+def test_batches_stay_under_gensims_limit_and_keep_every_token(parts, known_share, small_corpus, tmp_path):
+    """Every token once, in order; lines only cut, never reordered; no batch reaches 10,000 known words;
+    filler only where a cut batch still holds 10,000 words or fewer (every word known)."""
+    words = small_corpus.vocabulary().words
+    vocabulary = set(words[: round(len(words) * known_share)])  # 1.0: every batch would overflow
     assert max(sum(len(line) for line in batch) for batch in _gensim_batches(small_corpus.path)) > 10_000
     shards = write_shards(small_corpus.path, parts, tmp_path, vocabulary)
     text = b"".join(shard.path.read_bytes() for shard in shards).decode("utf-8").splitlines()
     filler = [line for line in text if line.split()[0] == "#"]
-    assert filler and all(set(line.split()) == {"#"} for line in filler)
-    assert "\n".join(line for line in text if line not in filler) + "\n" == small_corpus.path.read_text("utf-8")
+    assert all(set(line.split()) == {"#"} for line in filler)
+    kept = [line for line in text if line not in filler]
+    assert " ".join(kept).split() == small_corpus.path.read_text("utf-8").split()
+    assert sum(shard.words for shard in shards) == small_corpus.n_tokens
+    assert sum(shard.sentences for shard in shards) == len(text)
     assert sum(shard.filler for shard in shards) == sum(len(line.split()) for line in filler)
+    if known_share == 1.0:
+        assert filler and max(len(line.split()) for line in filler) <= 2
+    else:
+        assert sum(shard.filler for shard in shards) < 0.001 * small_corpus.n_tokens
     for shard in shards:
         for batch in _gensim_batches(shard.path):
             assert sum(1 for line in batch for token in line if token in vocabulary) < 10_000
+
+
+def test_loss_is_optional_and_never_changes_the_vectors(small_corpus):
+    with_loss = CBOW(**SMALL).fit(small_corpus).embeddings_
+    without = CBOW(**{**SMALL, "compute_loss": False}).fit(small_corpus).embeddings_
+    np.testing.assert_array_equal(with_loss.vectors, without.vectors)
+    assert all(loss > 0 for loss in with_loss.meta["epoch_losses"])
+    assert without.meta["epoch_losses"] == [None] * SMALL["epochs"]
+    assert without.meta["params"]["compute_loss"] is False
+    with pytest.raises(ValueError, match="compute_loss"):
+        CBOW(**{**SMALL, "compute_loss": "yes"}).fit(small_corpus)
 
 
 def test_meta_records_the_run(skipgram_sample, cbow_sample, sample_corpus):
@@ -470,7 +492,7 @@ def test_bad_corpora(tmp_path, capsys):
 def test_cli_trains_saves_and_clears_checkpoints(small_corpus, tmp_path, capsys):
     models = tmp_path / "models"
     code = main(["train", "skipgram", "--corpus", str(small_corpus.directory), "--name", "sg1", "--dim", "12",
-                 "--epochs", "2", "--min-count", "3", "--workers", "1", "--keep-context",
+                 "--epochs", "2", "--min-count", "3", "--workers", "1", "--keep-context", "--loss",
                  "--models", str(models), "--data", str(tmp_path / "data")])
     assert code == 0
     captured = capsys.readouterr()
@@ -564,3 +586,15 @@ def test_cli_bad_input_is_one_line_error(args, message, small_corpus, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("wordspace: error:") and message in err and "\n" not in err
     assert not (tmp_path / "m" / "cbow").exists()
+
+
+def test_epoch_line_with_and_without_a_loss():
+    from embeddings.training import Progress
+    from wordspace.progress import epoch_line
+
+    with_loss = Progress("epoch", epoch=3, epochs=5, loss=1.5, rate=812_000.0, unit="words", seconds=2.1,
+                         metrics={"loss_change": -0.04})
+    assert epoch_line(with_loss) == "epoch 3/5: loss 1.5 (-4.0% vs epoch 2), 812,000 words/s, 2.1 s"
+    without = Progress("epoch", epoch=3, epochs=5, rate=812_000.0, unit="words", seconds=2.1,
+                       metrics={"loss_change": None})
+    assert epoch_line(without) == "epoch 3/5, 812,000 words/s, 2.1 s"

@@ -16,7 +16,9 @@ STEPS = {"prepare": "preparing the corpus", "count": "counting co-occurrences", 
 
 def epoch_line(event: Progress) -> str:
     """`epoch 3/5: loss 1.23 (-4.0% vs epoch 2), held-out ppl 41.2, 812,000 words/s, 2.1 s`."""
-    text = f"epoch {event.epoch}/{event.epochs}: loss {event.loss:.6g}"
+    text = f"epoch {event.epoch}/{event.epochs}"
+    if event.loss is not None:
+        text += f": loss {event.loss:.6g}"
     change = event.metrics.get("loss_change")
     if change is not None:
         text += f" ({change:+.1%} vs epoch {event.epoch - 1})"
