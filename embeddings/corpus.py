@@ -79,6 +79,15 @@ def sentences_from_line(
         yield tokens[start : start + step]
 
 
+def encoded_sentences(
+    line: str, config: TokenizerConfig = TokenizerConfig()
+) -> Iterator[tuple[list[str], bytes]]:
+    """The non-empty sentences of a line with their `corpus.txt` bytes (tokens, space, newline)."""
+    for sentence in sentences_from_line(line, config):
+        if sentence:
+            yield sentence, (" ".join(sentence) + "\n").encode("utf-8")
+
+
 def input_files(path: str | os.PathLike) -> list[Path]:
     """The files of a corpus: `path` itself, or every non-hidden file below a directory, sorted."""
     path = Path(path)
@@ -106,6 +115,11 @@ def open_text(path: str | os.PathLike) -> IO[str]:
         raw = bz2.open(path, "rb")
     else:
         raw = open(path, "rb")
+    return text_stream(raw)
+
+
+def text_stream(raw: IO[bytes]) -> IO[str]:
+    """Decode a byte stream as UTF-8 text (bad bytes -> U+FFFD, universal newlines)."""
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=None)
 
 
@@ -273,12 +287,9 @@ def prepare_corpus(
     """
     out_dir = Path(out_dir)
     key = input_key(source, config)
-    try:
-        existing = PreparedCorpus.open(out_dir)
-        if existing.input_key == key and existing.path.is_file() and sha256_file(existing.path) == existing.sha256:
-            return existing
-    except ValueError:
-        pass
+    existing = reusable_prepared(out_dir, key)
+    if existing is not None:
+        return existing
     out_dir.mkdir(parents=True, exist_ok=True)
     files = input_files(source)
     total_bytes = sum(f.stat().st_size for f in files)
@@ -306,11 +317,8 @@ def prepare_corpus(
                     raw = text.buffer
                     last = 0
                     for line in text:
-                        for sentence in sentences_from_line(line, config):
-                            if not sentence:
-                                continue
+                        for sentence, data in encoded_sentences(line, config):
                             counter.update(sentence)
-                            data = (" ".join(sentence) + "\n").encode("utf-8")
                             digest.update(data)
                             handle.write(data)
                             n_sentences += 1
@@ -322,11 +330,32 @@ def prepare_corpus(
                     advance(max(0, (file.stat().st_size if pos is None else pos) - last))
 
     atomic_write(out_dir / CORPUS_FILE, write)
+    return finish_prepared(source, out_dir, config, key, counter, n_sentences, digest.hexdigest())
+
+
+def reusable_prepared(out_dir: str | os.PathLike, key: str) -> PreparedCorpus | None:
+    """The corpus already prepared in `out_dir` from the same input (`key`) and intact, else None."""
+    try:
+        existing = PreparedCorpus.open(out_dir)
+    except ValueError:
+        return None
+    if existing.input_key == key and existing.path.is_file() and sha256_file(existing.path) == existing.sha256:
+        return existing
+    return None
+
+
+def finish_prepared(
+    source: str | os.PathLike, out_dir: Path, config: TokenizerConfig, key: str,
+    counter: Counter, n_sentences: int, sha256: str,
+) -> PreparedCorpus:
+    """Write vocab.txt and corpus.json next to a finished corpus.txt (hash `sha256`).
+
+    Shared by the serial and the cluster preparation, so both write the same bytes."""
     if not counter:
         raise ValueError(f"the corpus {source} is empty: it contains no tokens")
     vocab = Vocabulary.from_counter(counter)
     vocab.save(out_dir / VOCAB_FILE)
-    prepared = PreparedCorpus(out_dir, digest.hexdigest(), key, n_sentences, vocab.total, len(vocab))
+    prepared = PreparedCorpus(out_dir, sha256, key, n_sentences, vocab.total, len(vocab))
     info = {k: v for k, v in asdict(prepared).items() if k != "directory"}
     info.update(source=str(source), tokenizer=asdict(config), pipeline_version=PIPELINE_VERSION)
     atomic_write_json(out_dir / INFO_FILE, info)

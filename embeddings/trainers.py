@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from .cluster import resolve_spec, using
 from .pooling import ContextualTrainer
 from .store import check_new_name, validate_name
 from .svd import SVDTrainer
-from .training import Checkpoints, ProgressCallback, Trainer, as_prepared, checkpoint_dir
+from .training import Checkpoints, Progress, ProgressCallback, Trainer, as_prepared, checkpoint_dir, notify
 from .transformer_train import TransformerMLM
 from .vectors import Embeddings
 from .word2vec import CBOW, SkipGram
@@ -50,6 +51,7 @@ def train_model(
     progress: ProgressCallback | None = None,
     data_dir: str | os.PathLike | None = None,
     fit_options: Mapping[str, Any] | None = None,
+    cluster: Any = None,
     **params: Any,
 ) -> Embeddings:
     """Train model `name` of `family` on `corpus` and save it in `models_dir`; return its vectors.
@@ -60,7 +62,11 @@ def train_model(
     silently. Then the corpus is prepared (into `data_dir`), the trainer fits with
     its checkpoints in `models_dir/.checkpoints/NAME`, the model is saved, and the
     checkpoints of the finished run are removed. `fit_options` are a trainer's
-    extra `fit` arguments (SVD: `counts_from`, `checkpoint_every`).
+    extra `fit` arguments (SVD: `counts_from`, `checkpoint_every`). `cluster`
+    (a spec such as "local:2" or "tcp://HOST:8786", a `distributed.Client`, or
+    None for `$WORDSPACE_CLUSTER` if set) runs the corpus preparation and, for
+    the families that spread their work (`Trainer.distributed`), the counting or
+    pooling on a Dask cluster; word2vec trains on this machine.
     """
     if resume and restart:
         raise ValueError("resume and restart exclude each other: --resume continues the interrupted run, "
@@ -76,9 +82,16 @@ def train_model(
         checkpoints.discard()
     elif not resume:
         checkpoints.refuse_leftovers()
-    prepared = as_prepared(corpus, data_dir, progress=progress if progress is not None else False)
-    trainer.fit(prepared, checkpoint_dir=checkpoints.directory, resume=resume, progress=progress,
-                **dict(fit_options or {}))
+    options = dict(fit_options or {})
+    with using(resolve_spec(cluster) if cluster is None or isinstance(cluster, str) else cluster) as client:
+        if client is not None and not trainer.distributed:
+            notify(progress, Progress("note", message=f"{family} trains on this machine; only the corpus "
+                                                      "preparation runs on the cluster"))
+        prepared = as_prepared(corpus, data_dir, progress=progress if progress is not None else False,
+                               cluster=client)
+        if client is not None and trainer.distributed:
+            options["cluster"] = client
+        trainer.fit(prepared, checkpoint_dir=checkpoints.directory, resume=resume, progress=progress, **options)
     trainer.save(models_dir, name, overwrite=overwrite)
     checkpoints.remove()
     return trainer.embeddings_

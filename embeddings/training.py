@@ -48,6 +48,7 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence, TypeVar
 
 from .atomic import fsync_dir, fsync_tree, sha256_file
 from .corpus import PreparedCorpus, TokenizerConfig, input_key, prepare_corpus
+from .distributed_corpus import prepare_corpus_on_cluster
 from .datasets import SAMPLE_NAME, default_data_dir, sample_corpus_path
 from .store import save_model
 from .vectors import Embeddings, first_non_finite_row
@@ -65,11 +66,14 @@ def as_prepared(
     corpus: "PreparedCorpus | str | os.PathLike",
     data_dir: str | os.PathLike | None = None,
     progress: "bool | ProgressCallback" = False,
+    cluster: Any = None,
 ) -> PreparedCorpus:
     """Accept a `PreparedCorpus`, a prepared directory, "sample", or a raw file/directory.
 
     Raw input is prepared once into `<data_dir>/prepared/<key>` and re-used after;
     `progress` is True for a progress bar, or a callback getting "prepare" events.
+    With `cluster` (a `distributed.Client` or a spec) the tokenizing of raw input
+    runs on that Dask cluster, with the same result; re-used input never touches it.
     """
     if isinstance(corpus, PreparedCorpus):
         return corpus
@@ -83,14 +87,18 @@ def as_prepared(
         if not source.exists():
             raise FileNotFoundError(f"corpus not found: {source} (give a file, a directory, or 'sample')")
     key = input_key(source, TokenizerConfig())
+    on_bytes: "bool | Callable[[int, int], None]" = bool(progress)
     if callable(progress):
         callback = progress
 
         def report(done: int, total: int) -> None:
             callback(Progress("prepare", done=done, total=total, unit="B"))
 
-        return prepare_corpus(source, data_dir / "prepared" / key[:16], progress=report)
-    return prepare_corpus(source, data_dir / "prepared" / key[:16], progress=bool(progress))
+        on_bytes = report
+    out_dir = data_dir / "prepared" / key[:16]
+    if cluster is not None:
+        return prepare_corpus_on_cluster(source, out_dir, TokenizerConfig(), cluster, progress=on_bytes)
+    return prepare_corpus(source, out_dir, progress=on_bytes)
 
 
 def checkpoint_dir(models_dir: str | os.PathLike, name: str) -> Path:
@@ -461,6 +469,8 @@ class Trainer:
     cli_flags: ClassVar[dict[str, str]] = {}
     #: Constructor arguments a subclass fixes (e.g. CBOW's sg=0): not accepted by `make_trainer`.
     fixed_params: ClassVar[tuple[str, ...]] = ()
+    #: Whether `fit` takes `cluster=` (a spec or a `distributed.Client`) and spreads its work over it.
+    distributed: ClassVar[bool] = False
 
     @classmethod
     def param_names(cls) -> tuple[str, ...]:

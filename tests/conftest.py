@@ -29,6 +29,15 @@ def sample_corpus(sample_corpus_file, tmp_path_factory) -> PreparedCorpus:
     return prepare_corpus(sample_corpus_file, tmp_path_factory.mktemp("sample-prepared"))
 
 
+@pytest.fixture(scope="session")
+def dask_client():
+    """A real Dask LocalCluster of 2 worker processes (1 thread each), shared by the cluster tests."""
+    from embeddings.cluster import connect
+
+    with connect("local:2") as client:
+        yield client
+
+
 @pytest.fixture
 def models_dir(tmp_path):
     """An empty models directory."""

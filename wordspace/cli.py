@@ -9,15 +9,17 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from embeddings import store
-from embeddings.corpus import TokenizerConfig, prepare_corpus
+from embeddings.cluster import resolve_spec
+from embeddings.corpus import TokenizerConfig
 from embeddings.datasets import write_sample_corpus
+from embeddings.distributed_corpus import prepare_corpus_on_cluster
 from embeddings.formats import (FORMATS, PROJECTOR_FILES, export_embeddings, export_projector, import_embeddings,
                                 import_glove_6b_50d)
 from embeddings.query import ANALOGY_METHODS, MissingWords
 
 from . import cli_analysis, cli_service, cli_svd, cli_transformer, cli_word2vec, demo
 from .api import Model
-from .cli_common import UserError, common_parser, data_dir, models_dir
+from .cli_common import UserError, add_cluster_option, common_parser, data_dir, models_dir
 
 __all__ = ["main", "build_parser", "UserError", "common_parser", "models_dir", "data_dir"]
 
@@ -31,7 +33,8 @@ def _cmd_corpus_sample(args: argparse.Namespace) -> None:
 def _cmd_corpus_prepare(args: argparse.Namespace) -> None:
     config = TokenizerConfig(lowercase=not args.keep_case, cjk_chars=not args.no_cjk_split,
                              max_sentence_tokens=args.max_sentence_tokens)
-    prepared = prepare_corpus(args.input, args.out, config, progress=True)
+    # Without a cluster spec (option or $WORDSPACE_CLUSTER) this is the serial `prepare_corpus`.
+    prepared = prepare_corpus_on_cluster(args.input, args.out, config, resolve_spec(args.cluster), progress=True)
     print(f"{prepared.directory}: {prepared.n_sentences} sentences, {prepared.n_tokens} tokens, "
           f"{prepared.n_types} word types (sha256 {prepared.sha256[:12]})")
 
@@ -185,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep runs of Chinese/Japanese/Korean characters together instead of one token per character")
     p.add_argument("--max-sentence-tokens", type=int, default=10_000,
                    help="cut longer lines into chunks of this many tokens (default: 10000)")
+    add_cluster_option(p)
     p.set_defaults(func=_cmd_corpus_prepare)
 
     p = sub.add_parser("import", parents=[common], help="import vectors from a file or glove-6b-50d",

@@ -32,3 +32,14 @@ def models_dir(args: argparse.Namespace) -> Path:
 def data_dir(args: argparse.Namespace) -> Path:
     """The data directory chosen by `--data` or the environment."""
     return args.data if args.data is not None else default_data_dir()
+
+
+def add_cluster_option(p: argparse.ArgumentParser) -> None:
+    """`--cluster SPEC`: run the parallel steps of a command on a Dask cluster."""
+    p.add_argument("--cluster", default=None, metavar="SPEC",
+                   help="run the corpus preparation (and for svd, contextual and transformer also the "
+                        "counting or pooling) on a Dask cluster: local or local:N for N worker processes "
+                        "on this machine, or tcp://HOST:8786 for a running scheduler (default: "
+                        "$WORDSPACE_CLUSTER; unset: this process only). Needs `pip install "
+                        "'wordspace[cluster]'`; remote workers need the package and shared storage "
+                        "for the corpus and models")

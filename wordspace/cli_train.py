@@ -14,7 +14,7 @@ from embeddings import store
 from embeddings.trainers import train_model
 from embeddings.vectors import Embeddings
 
-from .cli_common import data_dir, models_dir
+from .cli_common import add_cluster_option, data_dir, models_dir
 from .progress import ProgressPrinter
 
 def add_train_options(p: argparse.ArgumentParser, default_name: str | None, checkpoints: bool = True) -> None:
@@ -38,6 +38,7 @@ def add_train_options(p: argparse.ArgumentParser, default_name: str | None, chec
                            help="delete the checkpoint an interrupted run of NAME left and start over "
                                 "(without --resume or --restart such a checkpoint is kept and the command "
                                 "refuses to run)")
+    add_cluster_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines (notes still print)")
 
 
@@ -59,7 +60,7 @@ def run_training(args: argparse.Namespace, family: str, params: Mapping[str, Any
         emb = train_model(family, args.corpus, name=args.name, models_dir=models, data_dir=data_dir(args),
                           overwrite=args.overwrite, resume=getattr(args, "resume", False),
                           restart=getattr(args, "restart", False), progress=printer,
-                          fit_options=fit_options, **params)
+                          fit_options=fit_options, cluster=args.cluster, **params)
     except KeyboardInterrupt:
         printer.close()
         if hasattr(args, "resume"):
