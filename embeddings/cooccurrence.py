@@ -461,15 +461,25 @@ class _Accumulator:
         self.pending, self.pending_size = [], 0
         self.tokens, self.kept = tokens, kept
 
-    def result(self) -> sp.csr_matrix:
-        """The symmetric weighted counts (float64 CSR, V x V)."""
-        upper = self.upper()
-        counts = (upper + upper.T).tocsr().astype(np.float64)
-        if self.plan.scale != 1:
-            counts.data /= self.plan.scale
-        counts.sum_duplicates()
-        counts.eliminate_zeros()
-        return counts
+
+def _symmetric_counts(upper: sp.csr_matrix, scale: int) -> sp.csr_matrix:
+    """The symmetric float64 counts from the integer upper triangle (`_Accumulator.upper`)."""
+    counts = (upper + upper.T).tocsr().astype(np.float64)
+    if scale != 1:
+        counts.data /= scale
+    counts.sum_duplicates()
+    counts.eliminate_zeros()
+    return counts
+
+
+def _final_counts(upper: sp.csr_matrix, scale: int, kept: int) -> sp.csr_matrix:
+    """`_symmetric_counts`, or `ValueError` for a corpus without any in-vocabulary pair."""
+    if kept == 0:
+        raise ValueError("no token of the corpus is in the vocabulary (empty or all out-of-vocabulary corpus)")
+    counts = _symmetric_counts(upper, scale)
+    if counts.nnz == 0:
+        raise ValueError("the corpus has no co-occurring pair of vocabulary words (one-word sentences only?)")
+    return counts
 
 
 class CountCheckpoint:
@@ -565,17 +575,8 @@ def count_cooccurrences(
     when given, receives token numbers. Raises `ValueError` for bad parameters
     or a corpus without any in-vocabulary pair.
     """
-    _check_count_params(window, weighting, dynamic_window, subsample)
-    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    if chunk_bytes < 1:
-        raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
-    words = _as_words(vocab)
-    if subsample is not None and not isinstance(vocab, Vocabulary):
-        raise ValueError("subsampling needs word counts: pass a Vocabulary")
-    numerators, scale = _integer_weights(int(window), weighting, dynamic_window)
-    V = len(words)
-    plan = _Plan(V, int(window), numerators, scale, min(V, max(1, BAND_CELLS // V)),
-                 None if subsample is None else _keep_probability(vocab, subsample), int(seed))
+    plan, words = _make_plan(vocab, window, weighting, dynamic_window, subsample, seed)
+    chunk_bytes = _check_chunk_bytes(chunk_bytes)
     if isinstance(corpus, PreparedCorpus):
         path: Path | None = corpus.path
     elif isinstance(corpus, (str, os.PathLike)):
@@ -595,12 +596,29 @@ def count_cooccurrences(
         _count_file(acc, path, plan, lookup, chunk_bytes, workers, progress, checkpoint)
     if stats is not None:
         stats.update(tokens=acc.tokens, kept_tokens=acc.kept)
-    if acc.kept == 0:
-        raise ValueError("no token of the corpus is in the vocabulary (empty or all out-of-vocabulary corpus)")
-    counts = acc.result()
-    if counts.nnz == 0:
-        raise ValueError("the corpus has no co-occurring pair of vocabulary words (one-word sentences only?)")
-    return counts
+    return _final_counts(acc.upper(), plan.scale, acc.kept)
+
+
+def _make_plan(vocab: "Vocabulary | Sequence[str]", window: int, weighting: str, dynamic_window: bool,
+               subsample: float | None, seed: int) -> tuple[_Plan, list[str]]:
+    """The validated counting plan and vocabulary words (shared by the serial and the cluster counters)."""
+    _check_count_params(window, weighting, dynamic_window, subsample)
+    words = _as_words(vocab)
+    if subsample is not None and not isinstance(vocab, Vocabulary):
+        raise ValueError("subsampling needs word counts: pass a Vocabulary")
+    numerators, scale = _integer_weights(int(window), weighting, dynamic_window)
+    V = len(words)
+    plan = _Plan(V, int(window), numerators, scale, min(V, max(1, BAND_CELLS // V)),
+                 None if subsample is None else _keep_probability(vocab, subsample), int(seed))
+    return plan, words
+
+
+def _check_chunk_bytes(chunk_bytes: int | None) -> int:
+    """`chunk_bytes`, defaulting to `CHUNK_BYTES`; `ValueError` below 1."""
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    if chunk_bytes < 1:
+        raise ValueError(f"chunk_bytes must be >= 1, got {chunk_bytes}")
+    return chunk_bytes
 
 
 def _count_file(acc: _Accumulator, path: Path, plan: _Plan, lookup: _Lookup, chunk_bytes: int,

@@ -26,6 +26,11 @@ directory (`training.checkpoint_dir`, locked like every trainer's):
 * with the model, as `cooccurrence.npz` (+ vocabulary and info), checksummed;
   `fit(counts_from=models_dir)` re-uses the counts of any svd model there whose
   counting parameters (`counts_key`) match (`find_counts`).
+
+`fit(cluster=...)` runs the two heavy steps on a Dask cluster: the counts
+(`distributed_counts`: the serial chunks on the workers, summed in a tree, the
+same matrix exactly) and the SVD (`randomized_svd`: PPMI row blocks, scikit-learn's
+randomized algorithm over them, the same model up to float32 rounding).
 """
 from __future__ import annotations
 
@@ -34,9 +39,10 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -58,8 +64,11 @@ from .cooccurrence import (  # noqa: F401  (re-exported: the counting step is pa
     read_counts,
     write_counts,
 )
+from .cluster import using, worker_count
 from .corpus import PreparedCorpus, Vocabulary, build_vocabulary
+from .distributed_counts import count_cooccurrences_on_cluster
 from .metadata import CorpusInfo, ModelMeta
+from .randomized_svd import BLOCKS_PER_WORKER, N_OVERSAMPLES, randomized_svd_on_cluster, row_blocks
 from .store import ModelError, list_models, read_meta, verify_file
 from .training import (Progress, ProgressCallback, Trainer, as_prepared, check_bool, check_int, check_real,
                        notify, training_run, words_sha256)
@@ -88,11 +97,40 @@ def ppmi(counts: sp.spmatrix, cds: float = 0.75, shift: float = 1.0) -> sp.csr_m
     become 0 (and are removed), the others are PMI - log(shift). `cds=1` is
     plain PPMI (hyperwords' default); ours is 0.75. Returns float64 CSR.
     """
+    m, sums = _ppmi_setup(counts, cds, shift, copy=True)
+    top = _pmi_in_place(m, *sums, shift)
+    _check_ppmi_nnz(m.nnz, top, shift)
+    return m
+
+
+def ppmi_row_blocks(counts: sp.spmatrix, bounds: Sequence[tuple[int, int]], cds: float = 0.75,
+                    shift: float = 1.0) -> Iterator[sp.csr_matrix]:
+    """`ppmi(counts)[lo:hi]` for each (lo, hi) of `bounds`, one block at a time.
+
+    The row and column sums are global (taken once from the whole matrix), so the
+    blocks are bit for bit the rows of `ppmi`; only one block is held beside the
+    counts. Raises `ValueError` as `ppmi` does (the shift check after the last block)."""
+    m, (row_sums, col_cds, total) = _ppmi_setup(counts, cds, shift, copy=False)
+    nnz, top = 0, -math.inf
+    for lo, hi in bounds:
+        block = m[lo:hi]
+        if block.nnz:
+            top = max(top, _pmi_in_place(block, row_sums[lo:hi], col_cds, total, shift))
+        nnz += block.nnz
+        yield block
+    _check_ppmi_nnz(nnz, top, shift)
+
+
+def _ppmi_setup(counts: sp.spmatrix, cds: float, shift: float,
+                copy: bool) -> tuple[sp.csr_matrix, tuple[np.ndarray, np.ndarray, float]]:
+    """Validated float64 CSR counts (canonical) and their (row sums, column sums**cds, total)."""
     check_real("cds", cds, 0.0, CDS_MAX, low_open=True)
     check_real("shift (the k of log k)", shift, 1.0)
-    m = sp.csr_matrix(counts, dtype=np.float64, copy=True)
+    m = sp.csr_matrix(counts, dtype=np.float64, copy=copy)
     if m.shape[0] != m.shape[1]:
         raise ValueError(f"counts must be square (V x V), got shape {m.shape}")
+    if not copy and not (m.has_canonical_format and (m.nnz == 0 or m.data.min() > 0)):
+        m = m.copy()  # never canonicalize the caller's matrix in place
     m.sum_duplicates()
     m.eliminate_zeros()
     if m.nnz == 0:
@@ -101,20 +139,30 @@ def ppmi(counts: sp.spmatrix, cds: float = 0.75, shift: float = 1.0) -> sp.csr_m
         raise ValueError("co-occurrence counts must be finite and >= 0")
     row_sums = np.asarray(m.sum(axis=1)).ravel()
     col_sums = np.asarray(m.sum(axis=0)).ravel() ** cds
-    total = col_sums.sum()
+    return m, (row_sums, col_sums, col_sums.sum())
+
+
+def _pmi_in_place(m: sp.csr_matrix, row_sums: np.ndarray, col_cds: np.ndarray, total: float,
+                  shift: float) -> float:
+    """Replace the counts of `m` (rows with sums `row_sums`) by their positive shifted PMI,
+    dropping the rest; return the largest PMI before the shift and clipping."""
     rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
     with np.errstate(divide="ignore"):
         pmi = (np.log(m.data) + np.log(total)
-               - np.log(row_sums[rows]) - np.log(col_sums[m.indices]))
+               - np.log(row_sums[rows]) - np.log(col_cds[m.indices]))
     pmi -= math.log(shift)
     top = float(pmi.max()) + math.log(shift)
     pmi[pmi <= 0] = 0.0
     m.data = pmi
     m.eliminate_zeros()
-    if m.nnz == 0:
+    return top
+
+
+def _check_ppmi_nnz(nnz: int, top: float, shift: float) -> None:
+    """`ValueError` when the shift removed every entry (naming the largest usable shift)."""
+    if nnz == 0:
         raise ValueError(f"shift={shift} removes every entry: the largest PMI is {top:.4g}, "
                          f"so the shift must be below exp({top:.4g}) = {math.exp(top):.4g}")
-    return m
 
 
 # -- SVD ------------------------------------------------------------------------
@@ -143,11 +191,7 @@ def svd_embed(
     from sklearn.decomposition import TruncatedSVD
     from threadpoolctl import threadpool_limits
 
-    n = min(matrix.shape)
-    check_int("dim", dim, 1)
-    if dim >= n:
-        raise ValueError(f"dim={dim} must be smaller than the vocabulary size ({n})")
-    check_real("eig", eig, *EIG_RANGE)
+    check_svd_params(matrix.shape, dim, eig)
     # float32 halves the memory traffic of the sparse products that dominate randomized SVD
     # (2x faster here); word vectors are float32 anyway.
     x = sp.csr_matrix(matrix, dtype=np.float32)
@@ -160,10 +204,27 @@ def svd_embed(
         us = svd.fit_transform(x)             # (V, dim) = U * S
     s = svd.singular_values_                  # (dim,)
     safe = np.where(s > 0, s, 1.0)
+    return eig_weighted(us.astype(np.float64) / safe, s, svd.components_, eig, add_context)
+
+
+def check_svd_params(shape: tuple[int, int], dim: int, eig: float) -> None:
+    """`ValueError` unless 1 <= `dim` < min(`shape`) and `eig` is in `EIG_RANGE`."""
+    n = min(shape)
+    check_int("dim", dim, 1)
+    if dim >= n:
+        raise ValueError(f"dim={dim} must be smaller than the vocabulary size ({n})")
+    check_real("eig", eig, *EIG_RANGE)
+
+
+def eig_weighted(u: np.ndarray, s: np.ndarray, components: np.ndarray, eig: float,
+                 add_context: bool) -> np.ndarray:
+    """W = U * S**eig (+ V * S**eig with `add_context`), float32; zero singular values weigh 0.
+
+    Shared by `svd_embed` and the cluster's randomized SVD: U (V x k), S (k,), V^T (k x V)."""
     weights = np.where(s > 0, s ** eig, 0.0)
-    w = us.astype(np.float64) / safe * weights   # U * S**eig
+    w = u * weights                          # U * S**eig
     if add_context:
-        w = w + svd.components_.T * weights   # + V * S**eig
+        w = w + components.T * weights       # + V * S**eig
     return np.ascontiguousarray(w, dtype=np.float32)
 
 
@@ -212,6 +273,7 @@ class SVDTrainer(Trainer):
     """
 
     method = "svd"
+    distributed = True
     cli_flags = {"dim": "--dim", "window": "--window", "min_count": "--min-count", "max_vocab": "--max-vocab",
                  "cds": "--cds", "shift": "--shift", "eig": "--eig", "random_state": "--seed",
                  "workers": "--workers"}
@@ -314,6 +376,7 @@ class SVDTrainer(Trainer):
         counts_from: str | os.PathLike | None = None,
         checkpoint_every: float = 60.0,
         data_dir: str | os.PathLike | None = None,
+        cluster: Any = None,
     ) -> "SVDTrainer":
         """Train on `corpus` (prepared corpus, path, "sample", or token lists); return self.
 
@@ -323,10 +386,29 @@ class SVDTrainer(Trainer):
         models directory), or a fresh count (continued from `partial/` when
         `resume`). Without `resume`, a checkpoint left in `checkpoint_dir` by an
         interrupted run raises `training.UnfinishedRun`. `progress` gets "count"
-        events (tokens read) and notes saying where the counts came from.
+        events (tokens read; corpus bytes on a cluster) and notes saying where the
+        counts came from.
+
+        `cluster` (a spec such as "local:2", a `distributed.Client`, or None: serial)
+        counts a corpus file and runs the randomized SVD on a Dask cluster (see
+        `_embed_on_cluster`); token lists are counted here. A cluster count takes no
+        `partial/` snapshots (a killed count starts over; a lost worker only costs a
+        re-run of its tasks), but its result is still kept in `counts/`, so a rerun
+        with `resume` skips the count. The corpus (and `checkpoint_dir`, where the
+        PPMI row blocks are written for the workers) must be on storage every worker
+        sees; without `checkpoint_dir` the blocks go to this machine's temp directory.
         """
         self.check_params()
         check_real("checkpoint_every (--checkpoint-every, seconds)", checkpoint_every, 0.0)
+        with using(cluster) as client:
+            return self._fit(corpus, client, checkpoint_dir, resume, progress, counts, counts_from,
+                             checkpoint_every, data_dir)
+
+    def _fit(self, corpus: Any, client: Any, checkpoint_dir: str | os.PathLike | None, resume: bool,
+             progress: ProgressCallback | None, counts: sp.spmatrix | None,
+             counts_from: str | os.PathLike | None, checkpoint_every: float,
+             data_dir: str | os.PathLike | None) -> "SVDTrainer":
+        """`fit` with its cluster open (`client`, or None to run here)."""
         started = time.perf_counter()
         if isinstance(corpus, (PreparedCorpus, str, os.PathLike)):
             prepared = as_prepared(corpus, data_dir)
@@ -369,29 +451,37 @@ class SVDTrainer(Trainer):
                                                           "(same corpus and counting parameters)"))
             else:
                 counts, resumed_chunk = self._count(source, corpus_info, key, checkpoints, resume,
-                                                    checkpoint_every, progress, stats)
+                                                    checkpoint_every, progress, stats, client)
                 timings["count_s"] = time.perf_counter() - started
             self.counts_ = counts
-            t = time.perf_counter()
-            weighted = ppmi(counts, self.cds, self.shift)
-            timings["ppmi_s"] = time.perf_counter() - t
-            t = time.perf_counter()
-            vectors = svd_embed(weighted, self.dim, self.eig, self.random_state, self.add_context, self.n_iter)
-            timings["svd_s"] = time.perf_counter() - t
-        keep = np.diff(weighted.indptr) > 0
+            if client is None:
+                t = time.perf_counter()
+                weighted = ppmi(counts, self.cds, self.shift)
+                timings["ppmi_s"] = time.perf_counter() - t
+                t = time.perf_counter()
+                vectors = svd_embed(weighted, self.dim, self.eig, self.random_state, self.add_context, self.n_iter)
+                timings["svd_s"] = time.perf_counter() - t
+                row_nnz = np.diff(weighted.indptr)
+            else:
+                vectors, row_nnz = self._embed_on_cluster(client, counts, checkpoints, timings)
+        keep = row_nnz > 0
         words = [w for w, k in zip(vocab.words, keep.tolist()) if k]
         timings["total_s"] = time.perf_counter() - started
         extra: dict[str, Any] = {
-            "trainer": "PPMI (context smoothing) + scikit-learn TruncatedSVD (randomized)",
+            "trainer": ("PPMI (context smoothing) + scikit-learn TruncatedSVD (randomized)" if client is None else
+                        "PPMI (context smoothing) + randomized truncated SVD (Halko et al.) on a Dask cluster"),
             "counts_key": key,
             "counts_reused": origin is not None,
             "count_resumed_at_chunk": resumed_chunk,
             "cooccurrence": {"file": COUNTS_FILE, "shape": [V, V], "nnz": int(counts.nnz),
-                             "ppmi_nnz": int(weighted.nnz)},
+                             "ppmi_nnz": int(row_nnz.sum())},
             "vocab_size_before_drop": V,
             "dropped_words": int(V - len(words)),
             "timings": timings,
         }
+        if client is not None:
+            extra["cluster"] = {"workers": worker_count(client), "svd_on_cluster": True,
+                                "counted_on_cluster": origin is None and isinstance(source, PreparedCorpus)}
         if stats:
             extra["tokens_counted"] = stats["tokens"]
             extra["tokens_kept"] = stats["kept_tokens"]
@@ -404,8 +494,22 @@ class SVDTrainer(Trainer):
 
     def _count(self, source: Any, corpus_info: CorpusInfo, key: str, checkpoints, resume: bool,
                checkpoint_every: float, progress: ProgressCallback | None,
-               stats: dict[str, Any]) -> tuple[sp.csr_matrix, int | None]:
-        """Count afresh (or from the `partial/` snapshot); keep the result in `counts/`."""
+               stats: dict[str, Any], client: Any = None) -> tuple[sp.csr_matrix, int | None]:
+        """Count afresh (or from the `partial/` snapshot); keep the result in `counts/`.
+
+        With `client` a corpus file is counted on the cluster (no `partial/` snapshot)."""
+        if client is not None and isinstance(source, PreparedCorpus):
+            def counted_bytes(done: int, total: int) -> None:
+                notify(progress, Progress("count", done=done, total=total, unit="B"))
+
+            counts = count_cooccurrences_on_cluster(
+                client, source, self.vocabulary_, self.window, self.weighting, self.dynamic_window,
+                self.subsample, self.random_state, progress=counted_bytes if progress is not None else None,
+                stats=stats)
+            if checkpoints is not None:
+                write_counts(checkpoints.directory / COUNTS_CHECKPOINT, counts, self.vocabulary_.words, key)
+                shutil.rmtree(checkpoints.directory / PARTIAL_CHECKPOINT, ignore_errors=True)
+            return counts, None
         partial = None
         if checkpoints is not None:
             partial = CountCheckpoint(checkpoints.directory / PARTIAL_CHECKPOINT, key, every_s=checkpoint_every,
@@ -428,6 +532,36 @@ class SVDTrainer(Trainer):
             write_counts(checkpoints.directory / COUNTS_CHECKPOINT, counts, self.vocabulary_.words, key)
             shutil.rmtree(checkpoints.directory / PARTIAL_CHECKPOINT, ignore_errors=True)
         return counts, resumed
+
+    def _embed_on_cluster(self, client: Any, counts: sp.csr_matrix, checkpoints,
+                          timings: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """PPMI row blocks, then the randomized SVD over them on the cluster: (vectors, PPMI non-zeros per row).
+
+        PPMI runs here, one row block at a time (`ppmi_row_blocks`): this machine holds
+        the counts anyway (they are checkpointed and saved with the model), PPMI is one
+        pass over the non-zeros, cheap next to the SVD's 2 * n_iter + 2 sparse products,
+        and its column sums need the whole matrix. Each block goes to a `.npz` file in a
+        temporary directory (inside the checkpoint directory when there is one, as a
+        hidden `.tmp-` entry that a later run clears) that the workers load by path."""
+        check_svd_params(counts.shape, self.dim, self.eig)
+        t = time.perf_counter()
+        bounds = row_blocks(counts.indptr, BLOCKS_PER_WORKER * worker_count(client), min_rows=self.dim + N_OVERSAMPLES)
+        where = None if checkpoints is None else checkpoints.directory
+        with tempfile.TemporaryDirectory(prefix=".ppmi-blocks.tmp-", dir=where) as work:
+            paths, row_nnz = [], []
+            for i, block in enumerate(ppmi_row_blocks(counts, bounds, self.cds, self.shift)):
+                paths.append(Path(work) / f"ppmi-{i:05d}.npz")
+                sp.save_npz(paths[-1], block, compressed=False)
+                row_nnz.append(np.diff(block.indptr))
+            timings["ppmi_s"] = time.perf_counter() - t
+            t = time.perf_counter()
+            us, s, vt = randomized_svd_on_cluster(client, paths, bounds, counts.shape[1], self.dim,
+                                                  n_iter=self.n_iter, random_state=self.random_state,
+                                                  fit_transform=True)
+        safe = np.where(s > 0, s, 1.0)
+        vectors = eig_weighted(us.astype(np.float64) / safe, s, vt, self.eig, self.add_context)  # as `svd_embed`
+        timings["svd_s"] = time.perf_counter() - t
+        return vectors, np.concatenate(row_nnz)
 
     def _write_extra(self, directory: Path) -> None:
         """The co-occurrence counts (cooccurrence.npz + vocabulary + info), for re-use by later runs."""
