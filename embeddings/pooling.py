@@ -8,7 +8,9 @@ needs contexts, and selection stops once ``max_tokens`` words have been
 selected (a token budget that bounds the time). The selected windows are then
 sorted by length and encoded in batches of about ``batch_tokens`` positions
 under ``torch.inference_mode()``. Words that got no context are left out of
-the model (never a zero vector); meta.json counts them.
+the model (never a zero vector); meta.json counts them. With a Dask cluster the
+same batches are encoded on its workers (`embeddings.distributed_pooling`); the
+windows are still chosen here, so the budget is the serial one.
 
 A saved contextual model is an ordinary `Embeddings` model whose directory also
 holds the encoder in ``encoder/`` and whose meta.json has a ``"contextual"``
@@ -17,7 +19,8 @@ entry describing the encoder and how the vectors were pooled.
 This is the build side of contextual models: `ContextualTrainer` (``wordspace
 train contextual``) pools a pretrained encoder, and `embeddings.transformer_train`
 pools the encoder it trained; the encoders themselves are in `embeddings.encoders`
-and the served lookup in `embeddings.in_context`.
+and the served lookup in `embeddings.in_context`; the pure window and encoding
+steps are in `embeddings.pool_windows`.
 """
 from __future__ import annotations
 
@@ -26,22 +29,22 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 
+from .cluster import using
 from .corpus import PreparedCorpus, Vocabulary
+from .distributed_pooling import EncoderRef, encoder_ref, pool_on_cluster
 from .encoders import ENCODER_DIR, LAYER_CHOICES, PRECISIONS, Encoder, HFEncoder, check_layers, resolve_encoder_path
 from .in_context import is_contextual
+from .pool_windows import DEFAULT_BATCH_TOKENS, encode_and_sum, make_windows, select_windows
 from .metadata import CorpusInfo, ModelMeta
 from .store import save_model
-from .training import (Progress, ProgressCallback, Trainer, as_prepared, check_choice, check_int, notify,
-                       training_run)
+from .training import ProgressCallback, Trainer, as_prepared, check_choice, check_int, training_run
 from .vectors import Embeddings
 
 DEFAULT_MAX_CONTEXTS = 100
-DEFAULT_BATCH_TOKENS = 4096
 #: Word pieces per pooled window (+ [CLS] [SEP] = 32 positions): about a sentence, the
 #: length MiniLM was trained on. Against 62 and 126 pieces it pooled the same 150k-word
 #: budget as fast or faster and scored as well or better on WordSim353/SimLex-999
@@ -53,103 +56,6 @@ DEFAULT_MAX_TOKENS = 150_000
 
 
 # -- static pooling ---------------------------------------------------------------
-@dataclass
-class Window:
-    """Consecutive corpus words encoded together; `targets[i]` is the vocabulary row
-    that word i contributes to, or -1."""
-
-    words: list[str]
-    targets: list[int]
-    pieces: int
-
-
-def make_windows(
-    sentences: Iterable[Sequence[str]], encoder: Encoder, window: int | None = None
-) -> Iterator[tuple[list[str], int]]:
-    """Cut sentences into runs of words of at most `window` pieces (and what fits in one
-    sequence of the encoder); yields (words, pieces). A word longer than that is skipped."""
-    capacity = encoder.capacity if window is None else min(window, encoder.capacity)
-    for sentence in sentences:
-        counts = encoder.piece_counts(sentence)
-        start, used = 0, 0
-        for i, n in enumerate(counts):
-            if n > capacity:
-                if i > start:
-                    yield list(sentence[start:i]), used
-                start, used = i + 1, 0
-                continue
-            if used + n > capacity:
-                yield list(sentence[start:i]), used
-                start, used = i, 0
-            used += n
-        if len(sentence) > start:
-            yield list(sentence[start:]), used
-
-
-def select_windows(
-    windows: Sequence[tuple[list[str], int]], vocab_index: dict[str, int], max_contexts: int,
-    max_tokens: int | None, seed: int,
-) -> list[Window]:
-    """Visit windows in a seeded order; keep those holding a word with < max_contexts contexts."""
-    taken = np.zeros(len(vocab_index), dtype=np.int64)
-    order = np.random.default_rng(seed).permutation(len(windows))
-    chosen: list[Window] = []
-    used = 0
-    for w in order.tolist():
-        words, pieces = windows[w]
-        targets = []
-        for word in words:
-            row = vocab_index.get(word, -1)
-            if row >= 0 and taken[row] < max_contexts:
-                taken[row] += 1
-                targets.append(row)
-            else:
-                targets.append(-1)
-        if any(t >= 0 for t in targets):
-            chosen.append(Window(words, targets, pieces))
-            used += len(words)
-            if max_tokens is not None and used >= max_tokens:
-                break
-    return chosen
-
-
-def length_batches(windows: Sequence[Window], batch_tokens: int, n_special: int) -> list[list[Window]]:
-    """Sort by length and group so each padded batch holds about `batch_tokens` positions."""
-    ordered = sorted(windows, key=lambda w: w.pieces)
-    batches: list[list[Window]] = []
-    current: list[Window] = []
-    for window in ordered:
-        width = window.pieces + n_special  # the longest so far (sorted)
-        if current and (len(current) + 1) * width > batch_tokens:
-            batches.append(current)
-            current = []
-        current.append(window)
-    if current:
-        batches.append(current)
-    return batches
-
-
-def encode_and_sum(
-    encoder: Encoder, windows: Sequence[Window], n_words: int, *, layers: str = "last",
-    batch_tokens: int = DEFAULT_BATCH_TOKENS, progress: ProgressCallback | None = None,
-) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Encode `windows` in length-sorted batches; per vocabulary row, the sum of its
-    contextual vectors (float64, n_words x d) and how many were added (int64).
-    `progress` gets a "pool" event (corpus words encoded) per batch."""
-    sums = torch.zeros(n_words, encoder.dim, dtype=torch.float64)
-    contexts = torch.zeros(n_words, dtype=torch.int64)
-    total, done = sum(len(w.words) for w in windows), 0
-    for batch in length_batches(windows, batch_tokens, encoder.n_special):
-        vectors = encoder.encode_words([w.words for w in batch], layers)  # (sum words, d)
-        targets = torch.tensor([t for w in batch for t in w.targets], dtype=torch.long)
-        keep = (targets >= 0) & ~torch.isnan(vectors).any(dim=1)
-        sums.index_add_(0, targets[keep], vectors[keep].double())
-        contexts += torch.bincount(targets[keep], minlength=n_words)
-        done += sum(len(w.words) for w in batch)
-        notify(progress, Progress("pool", done=done, total=total, unit="tok"))
-    return sums, contexts
-
-
 @dataclass
 class PooledVectors:
     """The result of `pool_static`: sums divided by counts, and how it went."""
@@ -173,8 +79,14 @@ def pool_static(
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     window: int = DEFAULT_WINDOW,
     progress: ProgressCallback | None = None,
+    cluster: Any = None,
+    shared: EncoderRef | None = None,
 ) -> PooledVectors:
-    """Mean contextual vector of every vocabulary word over at most `max_contexts` occurrences."""
+    """Mean contextual vector of every vocabulary word over at most `max_contexts` occurrences.
+
+    With `cluster` (a `distributed.Client` or a spec) the chosen windows are encoded on
+    its workers, which load the encoder from `shared` (default: a Hugging Face
+    encoder's own directory); stats["cluster"] then says how many workers and shards."""
     check_layers(layers)
     if max_contexts < 1:
         raise ValueError(f"max_contexts must be >= 1, got {max_contexts}")
@@ -191,8 +103,15 @@ def pool_static(
     n_tokens = sum(len(w.words) for w in chosen)
     n_pieces = sum(w.pieces + encoder.n_special for w in chosen)
     encode_started = time.perf_counter()
-    sums, contexts = encode_and_sum(encoder, chosen, len(vocab.words), layers=layers,
-                                    batch_tokens=batch_tokens, progress=progress)
+    spread = None
+    with using(cluster) as client:
+        if client is None:
+            sums, contexts = encode_and_sum(encoder, chosen, len(vocab.words), layers=layers,
+                                            batch_tokens=batch_tokens, progress=progress)
+        else:
+            sums, contexts, spread = pool_on_cluster(
+                client, encoder, shared or encoder_ref(encoder), chosen, len(vocab.words), layers=layers,
+                batch_tokens=batch_tokens, progress=progress)
     encode_seconds = time.perf_counter() - encode_started
     found = (contexts > 0).numpy()
     rows = np.flatnonzero(found)
@@ -211,6 +130,8 @@ def pool_static(
         "encode_seconds": round(encode_seconds, 2),
         "tokens_per_second": round(n_tokens / encode_seconds, 1) if encode_seconds > 0 else None,
     }
+    if spread is not None:
+        stats["cluster"] = spread
     if not rows.size:
         raise ValueError("no vocabulary word was found in the encoded windows; lower --min-count "
                          "or raise --max-tokens")
@@ -242,14 +163,17 @@ def build_contextual_model(
     progress: ProgressCallback | None = None,
     method: str = "contextual",
     extra_meta: dict[str, Any] | None = None,
+    cluster: Any = None,
+    shared: EncoderRef | None = None,
 ) -> Embeddings:
     """Pool static vectors from `encoder` over `corpus` into an `Embeddings` whose meta
     (a `ModelMeta`: the pooling parameters, pooling time, `extra_meta`) carries the
-    "contextual" entry (the encoder is written by `save_contextual`)."""
+    "contextual" entry (the encoder is written by `save_contextual`). `cluster` and
+    `shared` as in `pool_static`."""
     vocab = corpus.vocabulary(min_count, max_vocab)
     pooled = pool_static(encoder, corpus, vocab, max_contexts=max_contexts, max_tokens=max_tokens,
                          layers=layers, seed=seed, batch_tokens=batch_tokens, window=window,
-                         progress=progress)
+                         progress=progress, cluster=cluster, shared=shared)
     params = {"min_count": min_count, "max_vocab": max_vocab, "max_contexts": max_contexts,
               "max_tokens": max_tokens, "layers": layers, "seed": seed, "batch_tokens": batch_tokens,
               "window": window}
@@ -286,10 +210,13 @@ class ContextualTrainer(Trainer):
     a local Hugging Face encoder directory; the other parameters are those of
     `build_contextual_model`. `fit` sets `embeddings_` and `encoder_`; `save` writes
     the encoder into the model's `encoder/`. Pooling is one pass and keeps no
-    checkpoint: `checkpoint_dir` only takes the name's training lock.
+    checkpoint: `checkpoint_dir` only takes the name's training lock. With
+    `fit(..., cluster=...)` the encoding runs on a Dask cluster whose workers load the
+    encoder themselves (the installed MiniLM, or the directory by its absolute path).
     """
 
     method = "contextual"
+    distributed = True
 
     def __init__(
         self,
@@ -328,18 +255,20 @@ class ContextualTrainer(Trainer):
         resolve_encoder_path(self.encoder)  # cheap: the directory and its files exist
 
     def fit(self, corpus: "PreparedCorpus | str | os.PathLike", *, checkpoint_dir: str | os.PathLike | None = None,
-            resume: bool = False, progress: ProgressCallback | None = None) -> "ContextualTrainer":
-        """Load the encoder and pool its contextual vectors over `corpus` into `embeddings_`."""
+            resume: bool = False, progress: ProgressCallback | None = None,
+            cluster: Any = None) -> "ContextualTrainer":
+        """Load the encoder and pool its contextual vectors over `corpus` into `embeddings_`;
+        `cluster` (a spec, a `distributed.Client` or None = serial) encodes on a Dask cluster."""
         self.check_params()
         prepared = as_prepared(corpus)
-        with training_run(checkpoint_dir) as checkpoints:
+        with using(cluster) as client, training_run(checkpoint_dir) as checkpoints:
             if checkpoints is not None and not resume:
                 checkpoints.refuse_leftovers()
             encoder = HFEncoder(self.encoder, source=str(self.encoder), precision=self.precision)
             emb = build_contextual_model(
                 encoder, prepared, min_count=self.min_count, max_vocab=self.max_vocab,
                 max_contexts=self.max_contexts, max_tokens=self.max_tokens, layers=self.layers, seed=self.seed,
-                batch_tokens=self.batch_tokens, window=self.window, progress=progress)
+                batch_tokens=self.batch_tokens, window=self.window, progress=progress, cluster=client)
         meta = ModelMeta.from_dict(emb.meta)
         meta.params = self.get_params()  # the pooling parameters and the encoder spec
         self.embeddings_ = Embeddings(emb.words, emb.vectors, emb.counts, meta.to_dict())

@@ -9,7 +9,7 @@ baseline's on the same positions, and writes a checkpoint (the shared scheme of
 `embeddings.training.Checkpoints`: `epoch-NNNN/state.pt`, a plain dict read with
 `torch.load(weights_only=True)`, plus state.json) that `resume=True` continues
 from. After training, static vectors are pooled from the trained encoder
-(`embeddings.pooling`).
+(`embeddings.pooling`), on a Dask cluster with `fit(..., cluster=...)`.
 
 Apart from the model module so that loading a trained encoder
 (`embeddings.encoders`) never needs the training loop, and the loop can use
@@ -17,6 +17,7 @@ the encoder and pooling modules without an import cycle.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -27,7 +28,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .cluster import using
 from .corpus import PreparedCorpus
+from .distributed_pooling import shared_encoder
 from .encoders import ENCODER_DIR, TransformerEncoder
 from .metadata import ModelMeta
 from .pooling import build_contextual_model
@@ -55,9 +58,11 @@ class TransformerMLM(Trainer):
     After `fit`: `model_`, `vocab_` (words incl. specials), `counts_`, `history_`
     (one dict per epoch), `resumed_from_epoch_`, and `embeddings_` (static vectors
     pooled over the corpus, or None when `max_contexts=0`). `save` writes the
-    trained encoder into the model's `encoder/`."""
+    trained encoder into the model's `encoder/`. With `fit(..., cluster=...)` the
+    pooling runs on a Dask cluster (the training stays on this machine)."""
 
     method = "transformer"
+    distributed = True
     cli_flags = {"n_heads": "--heads", "n_layers": "--layers", "d_model": "--d-model", "d_ff": "--d-ff",
                  "max_len": "--max-len", "batch_size": "--batch-size", "random_state": "--seed",
                  "layers": "--pool-layers"}
@@ -124,12 +129,15 @@ class TransformerMLM(Trainer):
         checkpoint_dir: str | os.PathLike | None = None,
         resume: bool = False,
         progress: ProgressCallback | None = None,
+        cluster: Any = None,
     ) -> "TransformerMLM":
         """Train (or resume) on `corpus`; checkpoint at each epoch end; pool static vectors.
 
         Without `resume`, a checkpoint left in `checkpoint_dir` by an interrupted run
         raises `training.UnfinishedRun`. `progress` gets notes, "train" events (batches
-        of the epoch), an "epoch" event per epoch and "pool" events."""
+        of the epoch), an "epoch" event per epoch and "pool" events. `cluster` (a spec,
+        a `distributed.Client` or None = serial) runs the pooling on a Dask cluster; the
+        trained encoder reaches its workers through a copy in `checkpoint_dir`."""
         self.check_params()
         corpus = as_prepared(corpus)
         vocab = corpus.vocabulary(self.min_count, self.max_vocab)
@@ -171,7 +179,7 @@ class TransformerMLM(Trainer):
         params = {**asdict(config), **self._trainer_params()}
         self.resumed_from_epoch_: int | None = None
         notes: list[str] = []
-        with training_run(checkpoint_dir) as checkpoints:
+        with using(cluster) as client, training_run(checkpoint_dir) as checkpoints:
             if checkpoints is not None:
                 found = checkpoints.start(resume, _load_state, notes, CHECKPOINT_KIND)
                 if found is not None:
@@ -236,7 +244,7 @@ class TransformerMLM(Trainer):
             model.eval()
             self.model_, self.vocab_, self.counts_, self.history_ = model, words, counts.tolist(), history
             self.config_ = config
-            self.embeddings_ = self._pool(corpus, progress) if self.max_contexts else None
+            self.embeddings_ = self._pool(corpus, progress, client, checkpoint_dir) if self.max_contexts else None
         return self
 
     # -- evaluation -----------------------------------------------------------------
@@ -279,14 +287,21 @@ class TransformerMLM(Trainer):
         """The trained model behind the contextual `Encoder` interface."""
         return TransformerEncoder(self.model_, self.vocab_, self.counts_, source)
 
-    def _pool(self, corpus: PreparedCorpus, progress: ProgressCallback | None) -> Embeddings:
-        emb = build_contextual_model(
-            self.encoder(), corpus, min_count=self.min_count, max_vocab=self.max_vocab,
-            max_contexts=self.max_contexts, max_tokens=self.max_tokens, layers=self.layers,
-            seed=self.random_state, window=self.max_len, progress=progress, method=self.method,
-            extra_meta={"training": {"config": asdict(self.config_), **self._trainer_params(),
-                                     "history": self.history_},
-                        "resumed_from_epoch": self.resumed_from_epoch_})
+    def _pool(self, corpus: PreparedCorpus, progress: ProgressCallback | None, client: Any = None,
+              scratch: str | os.PathLike | None = None) -> Embeddings:
+        """Static vectors pooled from the trained encoder (on `client`'s workers, which load a
+        copy saved under `scratch`, if given)."""
+        encoder = self.encoder()
+        with contextlib.ExitStack() as stack:
+            shared = stack.enter_context(shared_encoder(encoder, scratch)) if client is not None else None
+            emb = build_contextual_model(
+                encoder, corpus, min_count=self.min_count, max_vocab=self.max_vocab,
+                max_contexts=self.max_contexts, max_tokens=self.max_tokens, layers=self.layers,
+                seed=self.random_state, window=self.max_len, progress=progress, method=self.method,
+                extra_meta={"training": {"config": asdict(self.config_), **self._trainer_params(),
+                                         "history": self.history_},
+                            "resumed_from_epoch": self.resumed_from_epoch_},
+                cluster=client, shared=shared)
         meta = ModelMeta.from_dict(emb.meta)
         meta.params = {**self.get_params(), "d_ff": self.config_.d_ff}
         meta.epochs = int(self.epochs)
