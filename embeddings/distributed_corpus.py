@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from .atomic import atomic_write
-from .cluster import iter_tasks, parse_spec, using
+from .cluster import iter_tasks, parse_spec, using, worker_count
 from .corpus import (CORPUS_FILE, PreparedCorpus, TokenizerConfig, encoded_sentences, finish_prepared,
                      input_files, input_key, open_text, prepare_corpus, reusable_prepared, text_stream)
 
 #: Target input bytes per shard (one task); a plain file is cut at the first newline after this.
 SHARD_BYTES = 64 << 20
+#: The smallest shard `shard_size` picks (smaller ones cost more in task overhead than they save).
+MIN_SHARD_BYTES = 1 << 20
 _UNSPLITTABLE = (".gz", ".bz2")
 _BLOCK = 1 << 20
 
@@ -60,6 +62,12 @@ class ShardResult:
     counts: list[int]
     n_sentences: int
     n_bytes: int     # bytes written to the part file
+
+
+def shard_size(total_bytes: int, workers: int) -> int:
+    """Bytes per shard: about 4 shards per worker (so a slow or lost worker delays little),
+    at least MIN_SHARD_BYTES (task overhead) and at most SHARD_BYTES (worker memory)."""
+    return max(min(MIN_SHARD_BYTES, SHARD_BYTES), min(SHARD_BYTES, total_bytes // (4 * max(1, workers)) + 1))
 
 
 def newline_cuts(path: str | os.PathLike, size: int, shard_bytes: int) -> list[int]:
@@ -187,9 +195,11 @@ def prepare_corpus_on_cluster(
     existing = reusable_prepared(out_dir, key)
     if existing is not None:
         return existing
-    shards = plan_shards(input_files(source), shard_bytes or SHARD_BYTES)
+    files = input_files(source)
     digest = hashlib.sha256()
     with using(client) as connected:
+        shards = plan_shards(files, shard_bytes or shard_size(sum(f.stat().st_size for f in files),
+                                                               worker_count(connected)))
         out_dir.mkdir(parents=True, exist_ok=True)
         parts = Path(tempfile.mkdtemp(prefix=".parts-", dir=out_dir))
         try:

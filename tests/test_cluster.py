@@ -153,3 +153,36 @@ def test_the_connect_timeout_is_read_when_connecting(monkeypatch):
     with pytest.raises(ClusterError, match="within 0.5 s"):
         with connect(f"tcp://127.0.0.1:{closed_port()}"):
             pass
+
+
+def test_the_python_api_trains_on_a_cluster_and_word2vec_says_it_stays_local(dask_client, tmp_path, capsys):
+    """`wordspace.train(..., cluster=client)`: svd counts and decomposes on the cluster (recorded in
+    meta); cbow prepares there but trains here, and says so."""
+    import wordspace
+
+    words = [f"w{i}" for i in range(40)]
+    raw = tmp_path / "tiny.txt"
+    raw.write_text("".join(" ".join(words[(j * 7 + k) % 40] for k in range(30)) + "\n" for j in range(200)))
+    model = wordspace.train("svd", raw, name="tiny-svd", models_dir=tmp_path / "models", data_dir=tmp_path / "data",
+                            cluster=dask_client, dim=5, min_count=1, progress=False)
+    assert model.meta["cluster"]["workers"] == 2 and model.meta["cluster"]["counted_on_cluster"] is True
+    assert len(model) == 40 and model.vectors.shape == (40, 5)
+    wordspace.train("cbow", raw, name="tiny-cbow", models_dir=tmp_path / "models", data_dir=tmp_path / "data",
+                    cluster=dask_client, vector_size=5, min_count=1, epochs=1, workers=1)
+    assert "cbow trains on this machine" in capsys.readouterr().err
+
+
+def test_the_readme_local_cluster_example_runs(tmp_path):
+    """The README's "Scaling out" Python example, as written, in a fresh interpreter."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "README.md").read_text(encoding="utf-8").split("## Scaling out", 1)[1].split("\n## ", 1)[0]
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", section, flags=re.S) if "local:" in b]
+    env = {**os.environ, "WORDSPACE_MODELS": str(tmp_path / "models"), "WORDSPACE_DATA": str(tmp_path / "data"),
+           "PYTHONPATH": str(root)}
+    env.pop(CLUSTER_ENV, None)
+    result = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'workers': 2" in result.stdout and "'counted_on_cluster': True" in result.stdout

@@ -164,7 +164,7 @@ def models(models_dir: PathLike | None = None) -> list[store.ModelInfo]:
 
 def train(family: str, corpus: PathLike = "sample", *, name: str, models_dir: PathLike | None = None,
           overwrite: bool = False, resume: bool = False, restart: bool = False, progress: bool = True,
-          data_dir: PathLike | None = None, **params: Any) -> Model:
+          data_dir: PathLike | None = None, cluster: Any = None, **params: Any) -> Model:
     """Train a `family` model on `corpus` and save it as `name`; returns the loaded `Model`.
 
     `family` is one of "cbow", "skipgram", "svd", "contextual", "transformer"; `corpus` a
@@ -174,13 +174,15 @@ def train(family: str, corpus: PathLike = "sample", *, name: str, models_dir: Pa
     accepted ones. As with `wordspace train`: an existing model `name` is refused unless
     `overwrite=True`, and a checkpoint left by an interrupted run must be continued
     (`resume=True`) or dropped (`restart=True`). Progress bars go to stderr unless
-    `progress=False`.
+    `progress=False`. `cluster` ("local:4", "tcp://HOST:8786" or a `distributed.Client`;
+    default `$WORDSPACE_CLUSTER`) runs the corpus preparation, and for svd, contextual and
+    transformer the counting or pooling, on a Dask cluster (README: Scaling out).
     """
     directory = resolve_models_dir(models_dir)
     printer = ProgressPrinter(quiet=not progress)
     try:
         emb = train_model(family, corpus, name=name, models_dir=directory, data_dir=data_dir, overwrite=overwrite,
-                          resume=resume, restart=restart, progress=printer, **params)
+                          resume=resume, restart=restart, progress=printer, cluster=cluster, **params)
     finally:
         printer.close()
     return Model(emb, name)
