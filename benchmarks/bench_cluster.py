@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from embeddings.cluster import connect  # noqa: E402
-from embeddings.corpus import PreparedCorpus, TokenizerConfig, prepare_corpus  # noqa: E402
+from embeddings.corpus import PreparedCorpus, TokenizerConfig, prepare_corpus, tokenize  # noqa: E402
 from embeddings.datasets import write_sample_corpus  # noqa: E402
 from embeddings.distributed_corpus import prepare_corpus_on_cluster  # noqa: E402
 
@@ -52,12 +52,12 @@ def _peak_rss_mib() -> float:
 def build_corpus(tokens: int) -> Path:
     """The sample corpus' lines, shuffled (seed 0) and repeated in new orders, up to `tokens` tokens."""
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    target = BENCH_DIR / f"corpus-{tokens}.txt"
+    target = BENCH_DIR / f"corpus-{tokens}-v2.txt"
     if target.is_file():
         return target
     sample = write_sample_corpus(BENCH_DIR / "sample.txt")
     lines = [line for line in sample.read_text(encoding="utf-8").splitlines() if line.strip()]
-    sizes = [len(line.split()) for line in lines]
+    sizes = [len(tokenize(line)) for line in lines]  # the tokens preparation will count
     rng = random.Random(0)
     written = 0
     tmp = target.with_suffix(".tmp")

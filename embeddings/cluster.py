@@ -7,7 +7,7 @@ machine, one thread each; N defaults to the core count) or a scheduler address
 dask-jobqueue, dask-kubernetes...). `$WORDSPACE_CLUSTER` gives the spec when no
 option does. Without a spec everything runs serially as before.
 
-Dask is optional (`pip install 'wordspace[cluster]'`; `make setup` installs it),
+Dask is optional (`pip install -e '.[cluster]'` in a checkout; `make setup` installs it),
 so it is imported only when a cluster is asked for. Tasks are plain functions of
 this package, so every worker needs the package installed (checked when
 connecting), and large inputs travel by path (shared storage), never through the
@@ -65,7 +65,7 @@ def _import_distributed():
     try:
         import distributed
     except ImportError:
-        raise ClusterError("a cluster needs Dask: pip install 'wordspace[cluster]' "
+        raise ClusterError("a cluster needs Dask: pip install -e '.[cluster]' in the wordspace checkout "
                            "(dask[array] and distributed)") from None
     return distributed
 
@@ -85,7 +85,8 @@ def check_workers(client: Any) -> None:
     if problems:
         listed = "; ".join(f"{worker}: {error}" for worker, error in sorted(problems.items()))
         raise ClusterError(f"the wordspace package is missing on {len(problems)} worker(s) ({listed}); "
-                           "install it (pip install wordspace) in every worker's environment")
+                           "install it (pip install -e /path/to/wordspace) in every worker's environment, "
+                           "the same version as here")
 
 
 @contextlib.contextmanager
@@ -181,3 +182,18 @@ def map_tasks(client: Any, function: Callable[[T], R], items: Sequence[T], *,
         if on_done is not None:
             on_done(done, total)
     return results
+
+
+def tree_reduce(client: Any, futures: Sequence[Any], combine: Callable[[Any, Any], Any], *,
+                retries: int = TASK_RETRIES) -> Any:
+    """The future of `combine` folded over `futures` on the workers, pairwise in a fixed binary tree.
+
+    Submitted at once (the driver does not wait); the tree depends only on the order
+    of `futures`, so float sums come out the same on every run."""
+    if not futures:
+        raise ValueError("nothing to reduce")
+    level = list(futures)
+    while len(level) > 1:
+        pairs = [client.submit(combine, a, b, pure=False, retries=retries) for a, b in zip(level[::2], level[1::2])]
+        level = pairs + level[len(pairs) * 2:]
+    return level[0]

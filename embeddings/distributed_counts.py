@@ -31,13 +31,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .cluster import TASK_RETRIES, worker_count
+from .cluster import TASK_RETRIES, tree_reduce, worker_count
 from .cooccurrence import (_Accumulator, _check_chunk_bytes, _count_chunk, _file_chunks, _final_counts, _Lookup,
                            _make_plan, _Plan)
 from .corpus import PreparedCorpus, Vocabulary
 from .training import words_sha256
 
-__all__ = ["cluster_chunk_bytes", "count_cooccurrences_on_cluster", "tree_reduce"]
+__all__ = ["cluster_chunk_bytes", "count_cooccurrences_on_cluster"]
 
 #: Tasks per worker thread the count is cut into when the corpus allows (load balance).
 TASKS_PER_WORKER = 4
@@ -84,21 +84,6 @@ def _count_chunks(payload: dict[str, Any], path: str, bounds: Sequence[tuple[int
 def _add_counted(a: _Counted, b: _Counted) -> _Counted:
     """Task: the sum of two partial counts (exact integers)."""
     return _Counted(a.upper + b.upper, a.tokens + b.tokens, a.kept + b.kept)
-
-
-def tree_reduce(client: Any, futures: Sequence[Any], combine: Callable[[Any, Any], Any], *,
-                retries: int = TASK_RETRIES) -> Any:
-    """The future of `combine` folded over `futures` on the workers, pairwise in a fixed binary tree.
-
-    Submitted at once (the driver does not wait); the tree depends only on the order
-    of `futures`, so float sums come out the same on every run."""
-    if not futures:
-        raise ValueError("nothing to reduce")
-    level = list(futures)
-    while len(level) > 1:
-        pairs = [client.submit(combine, a, b, pure=False, retries=retries) for a, b in zip(level[::2], level[1::2])]
-        level = pairs + level[len(pairs) * 2:]
-    return level[0]
 
 
 def cluster_chunk_bytes(size: int, workers: int, subsample: float | None) -> int:

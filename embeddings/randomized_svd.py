@@ -43,9 +43,8 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from .cluster import TASK_RETRIES
+from .cluster import TASK_RETRIES, tree_reduce
 from .cooccurrence import load_counts_npz
-from .distributed_counts import tree_reduce
 
 __all__ = ["BLOCKS_PER_WORKER", "N_OVERSAMPLES", "randomized_svd_on_cluster", "row_blocks"]
 

@@ -41,5 +41,5 @@ def add_cluster_option(p: argparse.ArgumentParser) -> None:
                         "counting or pooling) on a Dask cluster: local or local:N for N worker processes "
                         "on this machine, or tcp://HOST:8786 for a running scheduler (default: "
                         "$WORDSPACE_CLUSTER; unset: this process only). Needs `pip install "
-                        "'wordspace[cluster]'`; remote workers need the package and shared storage "
+                        "-e '.[cluster]'`; remote workers need the package and shared storage "
                         "for the corpus and models")
