@@ -130,6 +130,11 @@ class WordIndex:
             raise ValueError(f"fit_top must be an integer >= 2, got {fit_top!r}")
         return project_2d(rows, self.unit[:fit_top], random_state)
 
+    def _is_zero(self, row: int) -> bool:
+        """Whether unit row `row` is all zeros (no direction); the first component decides
+        for almost every row without a NumPy reduction (~0.2 us instead of ~2.5 per query)."""
+        return self.unit[row, 0] == 0 and not self.unit[row].any()
+
     def _unit(self, word: str) -> np.ndarray:
         return self.unit[self.emb.index_of(word)]
 
@@ -190,7 +195,7 @@ class WordIndex:
                 row = self.emb.index_of(term)
                 used.append(row)
                 mean += weight * self.unit[row]
-                scale += abs(weight) if np.any(self.unit[row]) else 0.0  # a zero vector adds nothing
+                scale += 0.0 if self._is_zero(row) else abs(weight)  # a zero vector adds nothing
         norm = np.linalg.norm(mean)
         if not np.isfinite(norm):
             raise ValueError("the query vector is not finite; nothing to search for")
@@ -207,7 +212,7 @@ class WordIndex:
         the mean of one unit vector is that vector, so it is used as the query directly)."""
         self.require([word])
         row = self.emb.index_of(word)
-        if not np.any(self.unit[row]):
+        if self._is_zero(row):
             raise ValueError(f"{word!r} has a zero vector; it has no neighbours")
         return self._search(self.unit[row:row + 1], k, (row,), restrict_vocab, exact)
 

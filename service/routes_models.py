@@ -75,10 +75,11 @@ def show_model(name: str):
 def neighbors(name: str):
     """Nearest neighbours of `word` (the word itself excluded)."""
     model = get_model(name)
-    if "word" not in request.args:
+    args = request.args
+    if "word" not in args:
         raise ApiError(400, "invalid_request", "missing required query parameter 'word'")
-    word = check_word(request.args["word"], "query parameter 'word'")
-    k = query_int(request.args, "k", K_DEFAULT, K_MIN, K_MAX)
-    restrict = query_int(request.args, "restrict_vocab", None, 1, MAX_RESTRICT_VOCAB)
+    word = check_word(args["word"], "query parameter 'word'")
+    k = query_int(args, "k", K_DEFAULT, K_MIN, K_MAX)
+    restrict = query_int(args, "restrict_vocab", None, 1, MAX_RESTRICT_VOCAB)
     rows = model.index.neighbors(word, k=k, restrict_vocab=restrict)
     return jsonify({"word": word, "neighbors": scored(rows)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -158,6 +159,22 @@ def test_hnsw_search_is_never_mutated(big_hnsw):
     before = hnsw.backend.index.hnsw.efSearch
     hnsw.neighbors("w1", 100)
     assert hnsw.backend.index.hnsw.efSearch == before
+
+
+def test_hnsw_shared_search_parameters_follow_k(big_hnsw):
+    """The per-efSearch parameters are shared between calls: each call still searches with
+    max(efSearch, k), as a FAISS index set to that efSearch does."""
+    hnsw, _ = big_hnsw
+    backend = hnsw.backend
+    queries = np.ascontiguousarray(hnsw.unit[:20])
+    reference = faiss.clone_index(backend.index)
+    for k in (10, 300, 10, 129, 300):
+        reference.hnsw.efSearch = max(backend.ef_search, k)
+        want_scores, want_ids = reference.search(queries, k)
+        scores, ids = backend.search(queries, k)
+        np.testing.assert_array_equal(ids, want_ids)
+        np.testing.assert_array_equal(scores, want_scores)
+    assert sorted(backend._hnsw_params) == [backend.ef_search, 129, 300]
 
 
 # -- analogies -------------------------------------------------------------------
@@ -339,3 +356,22 @@ def test_index_file_is_never_unpickled(models_dir, planted):
         read_index(store.model_path(models_dir, "p").resolve(), planted)
     meta = json.loads((store.model_path(models_dir, "p") / "meta.json").read_text())
     assert INDEX_FILE in meta["files"]
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_zero_rows_are_told_from_rows_starting_with_zero(kind):
+    """A zero vector has no neighbours and adds nothing to a mean; a vector whose first
+    component is 0 (but not the rest) is an ordinary query."""
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(40, 8)).astype(np.float32)
+    vectors[0] = 0.0
+    vectors[1, 0] = 0.0
+    words = [f"w{i}" for i in range(40)]
+    index = WordIndex.in_memory(Embeddings(words, vectors), kind)
+    with pytest.raises(ValueError, match="zero vector"):
+        index.neighbors("w0")
+    oracle = WordIndex.brute_force(Embeddings(words, vectors))
+    assert [n.word for n in index.neighbors("w1", k=5)] == [n.word for n in oracle.neighbors("w1", k=5)]
+    # w0 adds nothing: the mean of w0 and w1 is w1's direction (w1 itself excluded, w0 too)
+    both = [n.word for n in index.most_similar(["w0", "w1"], k=5)]
+    assert both == [n.word for n in oracle.neighbors("w1", k=7) if n.word != "w0"][:5]

@@ -18,6 +18,7 @@ from service.app import resolve_config
 from service.workers import MAX_WORKERS, WorkerBoard
 
 from .cli_common import UserError, models_dir
+from .log_throttle import throttle_logger
 from .serving import Supervisor, listen_socket, models_to_build, run_worker
 
 DEFAULT_HOST = "127.0.0.1"
@@ -61,6 +62,7 @@ def limit_native_threads(n: int) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    throttle_logger()  # waitress's "Task queue depth" warning: one line per 30 s, not one per request
     if args.threads < 1:
         raise UserError("--threads must be at least 1")
     directory = models_dir(args)
