@@ -21,13 +21,14 @@ Why shards (the quality loss of gensim's corpus_file mode, issue 15):
    370,069 survive (gensim's iterable mode trains 369,894).
 
 Here the prepared file is cut at line ends into one shard per worker (equal
-bytes), with an out-of-vocabulary filler line wherever a batch would overflow,
-and each worker runs gensim's compiled epoch (`train_epoch_sg`/`train_epoch_cbow`)
+bytes), each line that would overflow a gensim batch cut where the batch is full
+(see `write_shards`), and each worker runs gensim's compiled epoch (`train_epoch_sg`/`train_epoch_cbow`)
 over its whole shard with the shard's line count as the decay basis: every
 token is trained exactly once per epoch, and every worker's rate falls from
 this epoch's to the next's, as in word2vec.c. Where no batch can overflow
 (short lines, enough rare words) a single worker's shard equals the file and
-training equals gensim's own `Word2Vec(corpus_file=...)` bit for bit.
+training equals gensim's own `Word2Vec(corpus_file=...)` bit for bit, given the
+same initial vectors: ours start in word2vec.c's range, half gensim 4's (`_new_model`).
 
 Why epoch by epoch: gensim's `train()` can only start at epoch 0, and passing
 `start_alpha`/`end_alpha` for the remaining epochs reproduces the learning-rate
@@ -35,8 +36,8 @@ schedule only up to float32 rounding. Calling gensim's compiled per-epoch
 routine with `cur_epoch=e` and the original `alpha`, `min_alpha` and `epochs`
 keeps the schedule bit for bit, so with `workers=1`:
 
-* a fit equals `gensim.models.Word2Vec(corpus_file=...)` called directly
-  where no batch overflows (above), and
+* a fit equals `gensim.models.Word2Vec` trained on the same `corpus_file` from
+  the same (halved) initial vectors where no batch overflows (above), and
 * a run resumed from an epoch-end checkpoint equals an uninterrupted run,
 
 because an epoch is a pure function of (input vectors W, output vectors W',
@@ -97,6 +98,10 @@ _ARRAYS = ("input.npy", "output.npy", "rng_keys.npy")
 #: Hyper-parameters that must match for a checkpoint to be resumed (workers may change).
 RESUME_KEYS = ("sg", "vector_size", "window", "negative", "ns_exponent", "sample", "min_count",
                "epochs", "alpha", "min_alpha", "seed")
+
+
+#: gensim 4's initial input vectors times this = word2vec.c's initial range (see _new_model).
+WORD2VEC_C_INIT_SCALE = 0.5
 
 
 def stable_hash(text: str) -> int:
@@ -523,6 +528,11 @@ class Word2VecTrainer(Trainer):
             compute_loss=bool(self.compute_loss),
         )
         model.build_vocab(corpus_file=str(prepared.path))
+        # word2vec.c draws W uniformly from [-0.5/d, 0.5/d); gensim 4 draws from [-1/d, 1/d)
+        # (fastText's range, adopted for Word2Vec in gensim PR #2944). Halving (exact in
+        # float32) gives word2vec.c's range. On the sample corpus (paired seeds, BENCHMARKS.md):
+        # skip-gram SimLex +0.003 (8 seeds), CBOW WS353 -0.008 (4 seeds); both < 2 std. errors.
+        model.wv.vectors *= np.float32(WORD2VEC_C_INIT_SCALE)
         return model
 
     def _train(self, model, prepared: PreparedCorpus, params: dict[str, Any], vocab_sha: str,

@@ -269,10 +269,28 @@ def test_equals_gensim_called_directly(sg, small_corpus):
     from gensim.models import Word2Vec
 
     ours = Word2VecTrainer(sg=sg, **SMALL).fit(small_corpus).embeddings_
-    reference = Word2Vec(corpus_file=str(small_corpus.path), sg=sg, hs=0, negative=5, alpha=DEFAULT_ALPHA[sg],
-                         **SMALL)
+    params = {k: v for k, v in SMALL.items() if k != "epochs"}
+    reference = Word2Vec(sg=sg, hs=0, negative=5, alpha=DEFAULT_ALPHA[sg], **params)
+    reference.build_vocab(corpus_file=str(small_corpus.path))
+    initial = reference.wv.vectors.copy()
+    reference.wv.vectors *= np.float32(0.5)  # word2vec.c's initial range, as ours
+    reference.train(corpus_file=str(small_corpus.path), total_examples=reference.corpus_count,
+                    total_words=reference.corpus_total_words, epochs=SMALL["epochs"])
     assert list(ours.words) == reference.wv.index_to_key
     np.testing.assert_array_equal(ours.vectors, reference.wv.vectors)
+    # gensim 4 alone starts in [-1/d, 1/d); word2vec.c (and ours) in [-0.5/d, 0.5/d)
+    d = SMALL["vector_size"]
+    assert 0.9 / d < np.abs(initial).max() < 1.0 / d
+
+
+def test_initial_vectors_have_word2vec_c_range(small_corpus):
+    """Before any training, W is uniform in word2vec.c's [-0.5/d, 0.5/d) (gensim 4's own is twice that)."""
+    trainer = Word2VecTrainer(sg=1, **SMALL)
+    model = trainer._new_model(small_corpus)
+    d = SMALL["vector_size"]
+    vectors = model.wv.vectors
+    assert vectors.min() >= -0.5 / d and vectors.max() < 0.5 / d
+    assert vectors.max() > 0.45 / d and vectors.min() < -0.45 / d  # the whole range is used
 
 
 def test_epoch_loss_counts_every_worker_thread(small_corpus):
