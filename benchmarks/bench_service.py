@@ -69,7 +69,11 @@ def neighbors(name):
     return jsonify({"word": word, "neighbors": rows[:k]})
 
 print("ready", flush=True)
-serve(app, host="127.0.0.1", port=port, threads=threads)
+if len(sys.argv) > 5 and sys.argv[5] == "our-settings":  # wordspace serve's waitress settings
+    from wordspace.cli_service import waitress_settings
+    serve(app, host="127.0.0.1", port=port, threads=threads, **waitress_settings(1 << 20))
+else:
+    serve(app, host="127.0.0.1", port=port, threads=threads)
 """
 
 
@@ -81,9 +85,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_probe(models: Path, threads: int) -> tuple[subprocess.Popen, int]:
+def start_probe(models: Path, threads: int, our_settings: bool = False) -> tuple[subprocess.Popen, int]:
+    """The bare probe on a free port (with `wordspace serve`'s waitress settings if asked)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", PROBE, str(models), NAME, str(port), str(threads)], cwd=ROOT,
+    extra = ["our-settings"] if our_settings else []
+    proc = subprocess.Popen([sys.executable, "-c", PROBE, str(models), NAME, str(port), str(threads), *extra], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     proc.stdout.readline()

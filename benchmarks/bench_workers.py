@@ -15,7 +15,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,7 +56,8 @@ def memory_row(label: str, pid: int) -> str:
     for i, p in enumerate(process_tree(pid)):
         m = smaps(p)
         total_pss += m["pss"]
-        role = "supervisor" if i == 0 and label != "probe" else "worker" if label != "probe" else "process"
+        probe = label.startswith("probe")
+        role = "process" if probe else "supervisor" if i == 0 else "worker"
         parts.append(f"{role} {p}: RSS {m['rss'] / 1024:.0f} / PSS {m['pss'] / 1024:.0f} / "
                      f"private {m['private'] / 1024:.0f} MiB")
     return f"{'; '.join(parts)}; **total PSS {total_pss / 1024:.0f} MiB**"
@@ -71,6 +71,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=8, help="waitress threads per process (default: 8)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
+    parser.add_argument("--probe-settings", action="store_true",
+                        help="also run the probe under `wordspace serve`'s waitress settings (poll(), "
+                             "1,000 connections, ...): the part of the gap that is the server's settings")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is required: apt-get install -y wrk", file=sys.stderr)
@@ -78,7 +81,7 @@ def main() -> int:
 
     setup = ensure_model(args.models)
     words = query_words(args.models, 1000)
-    configs = ["probe", *[f"workers={n}" for n in args.workers]]
+    configs = ["probe", *(["probe+settings"] if args.probe_settings else []), *[f"workers={n}" for n in args.workers]]
     results: dict[str, list[dict]] = {c: [] for c in configs}
     memory: dict[str, str] = {}
     ready: dict[str, list[float]] = {c: [] for c in configs}
@@ -86,8 +89,8 @@ def main() -> int:
     for r in range(args.rounds):
         for config in configs if r % 2 == 0 else configs[::-1]:
             started = time.perf_counter()
-            if config == "probe":
-                proc, port = start_probe(args.models, args.threads)
+            if config.startswith("probe"):
+                proc, port = start_probe(args.models, args.threads, our_settings=config == "probe+settings")
             else:
                 n = config.split("=")[1]
                 proc, port, _ = start_server(args.models, args.threads, ("--model", NAME, "--workers", n))
@@ -132,7 +135,7 @@ def main() -> int:
     print()
     for config in configs[1:]:
         line = f"- {config}: {median(config, 'rps') / probe:.2f}x the probe"
-        if config != base:
+        if config != base and config.startswith("workers"):
             line += f", {median(config, 'rps') / median(base, 'rps'):.2f}x {base}"
         print(line)
     print("\nMemory after the last run of each (the vectors and index.faiss are memory-mapped files; "

@@ -47,6 +47,14 @@ def connection_limit(wanted: int = CONNECTION_LIMIT) -> int:
     return wanted if soft == resource.RLIM_INFINITY else max(1, min(wanted, soft - 64))
 
 
+def waitress_settings(max_body: int) -> dict[str, object]:
+    """The waitress settings every worker serves with (beyond socket and threads), for
+    a largest accepted request body of `max_body` bytes (see the constants above)."""
+    return {"ident": "wordspace", "max_request_body_size": max_body * WAITRESS_BODY_FACTOR,
+            "connection_limit": connection_limit(), "asyncore_use_poll": True,
+            "channel_timeout": CHANNEL_TIMEOUT, "clear_untrusted_proxy_headers": True}
+
+
 def limit_native_threads(n: int) -> None:
     """Pin BLAS (NumPy, FAISS's OpenBLAS), torch and the calling thread's OpenMP (FAISS)
     to `n` threads: request threads already use the cores, and nested native thread
@@ -95,10 +103,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     board = WorkerBoard(workers)
 
     def make_server(app):
-        return create_server(app, sockets=[sock], threads=args.threads, ident="wordspace",
-                             max_request_body_size=app.config["MAX_CONTENT_LENGTH"] * WAITRESS_BODY_FACTOR,
-                             connection_limit=connection_limit(), asyncore_use_poll=True,
-                             channel_timeout=CHANNEL_TIMEOUT, clear_untrusted_proxy_headers=True)
+        return create_server(app, sockets=[sock], threads=args.threads,
+                             **waitress_settings(app.config["MAX_CONTENT_LENGTH"]))
 
     def report_when_loaded(snap) -> None:
         if "torch" in sys.modules:  # a contextual encoder was loaded: one intra-op thread per request
