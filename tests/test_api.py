@@ -684,7 +684,12 @@ def test_wordspace_serve_and_index_commands(tmp_path):
         deadline = time.monotonic() + 60
         while _get("127.0.0.1", port, "/models/q")[0] != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert json.loads(_get("127.0.0.1", port, "/models/q")[2])["status"] == "ready"
+        # One worker has reloaded; /readyz turns 200 again once every worker has (serve
+        # runs one worker per core, and each request may reach any of them).
+        while _get("127.0.0.1", port, "/readyz")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for _ in range(10):
+            assert json.loads(_get("127.0.0.1", port, "/models/q")[2])["status"] == "ready"
     finally:
         proc.terminate()
         proc.wait(10)
